@@ -1,0 +1,58 @@
+# SAU developer and CI entry points.  CI runs `bash .ci/run`, i.e. `make test`.
+SHELL := /bin/bash
+
+VENV       := .venv
+PY         := $(VENV)/bin/python
+STAMP      := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: venv run system-deps test lint clean distclean
+
+## venv: create .venv (Python >= 3.11) and install the project with its test extras
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@if [ ! -x $(PY) ]; then \
+	    if command -v python3.11 >/dev/null 2>&1; then py=python3.11; \
+	    elif python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then py=python3; \
+	    else echo "error: Python >= 3.11 is required (python3.11 not found, python3 too old or missing)" >&2; exit 1; fi; \
+	    echo "creating $(VENV) with $$py"; \
+	    $$py -m venv $(VENV) || exit 1; \
+	fi
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## run: development server on http://127.0.0.1:5000 with demo data
+run: venv
+	export SAU_ENV=development; \
+	$(VENV)/bin/sau db upgrade && \
+	$(VENV)/bin/sau load-demo && \
+	exec $(VENV)/bin/sau run --host 127.0.0.1 --port 5000
+
+## system-deps: PostgreSQL, Chromium, fonts, Node.js/npm, node_modules (installs only what is missing)
+system-deps:
+	bash scripts/ensure-system-deps.sh
+
+## test: whole suite on SQLite, then the DB-backed tests on a throwaway PostgreSQL; both must pass
+test: venv system-deps
+	@rc_sqlite=0; rc_pg=0; \
+	echo "=== [1/2] pytest, SAU_TEST_DB=sqlite (all tests) ==="; \
+	SAU_TEST_DB=sqlite $(PY) -m pytest $(PYTEST_ARGS) || rc_sqlite=$$?; \
+	echo "=== [2/2] pytest, SAU_TEST_DB=postgresql (not browser, without tests/sla and tests/infra) ==="; \
+	SAU_TEST_DB=postgresql $(PY) -m pytest -m "not browser" --ignore=tests/sla --ignore=tests/infra $(PYTEST_ARGS) || rc_pg=$$?; \
+	if [ $$rc_sqlite -ne 0 ] || [ $$rc_pg -ne 0 ]; then \
+	    echo "FAILED: sqlite run exit $$rc_sqlite, postgresql run exit $$rc_pg" >&2; exit 1; fi
+
+## lint: ruff + mypy --strict on the SLA engine
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy --strict sla
+
+clean:
+	rm -rf var/ .pytest_cache/ .hypothesis/ .mypy_cache/ .ruff_cache/ build/ dist/ bench/out/
+	find . -path ./.venv -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -exec rm -rf {} +
+
+## distclean: clean, plus the virtualenv and node_modules
+distclean: clean
+	rm -rf $(VENV) node_modules/ *.egg-info/

@@ -1,0 +1,134 @@
+"""Settings for SAU, read from environment variables.
+
+Three classes: development (the default, embedded SQLite file, demo login), test, production.
+`SAU_ENV` selects one. Every value can be overridden by an environment variable of the same name.
+"""
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("SAU_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _env_int(name: str, default: int) -> int:
+    value = _env(name)
+    return int(value) if value is not None else default
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    value = _env(name)
+    if value is None:
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on", "oui")
+
+
+class BaseConfig:
+    ENV_NAME = "base"
+    SECRET_KEY = _env("SECRET_KEY", "dev-secret-key-change-me")
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'sau.sqlite3'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+    # Public base URL used in every link sent outside the app (e-mails, webhooks, tracking links).
+    PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
+    # Uploads: attachments are stored on disk, outside the database.
+    ATTACHMENTS_DIR = _env("ATTACHMENTS_DIR", str(INSTANCE_DIR / "attachments"))
+    MAX_ATTACHMENT_BYTES = _env_int("MAX_ATTACHMENT_BYTES", 5 * 1024 * 1024)
+    MAX_ATTACHMENTS = _env_int("MAX_ATTACHMENTS", 3)
+    MAX_CONTENT_LENGTH = _env_int("MAX_CONTENT_LENGTH", 16 * 1024 * 1024)
+    MAX_JSON_BYTES = _env_int("MAX_JSON_BYTES", 64 * 1024)
+    # Workflow: how long after resolution the requester may reopen (calendar days).
+    REOPEN_WINDOW_DAYS = _env_int("REOPEN_WINDOW_DAYS", 15)
+    # Sessions (Flask-Login); Secure cookies in production.
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    PERMANENT_SESSION_LIFETIME = timedelta(hours=_env_int("SESSION_ABSOLUTE_HOURS", 12))
+    WTF_CSRF_TIME_LIMIT = None  # bounded by the session lifetime instead
+    DEV_LOGIN = False
+    # Rate limits (Flask-Limiter syntax).
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_HELP_FORM = _env("RATELIMIT_HELP_FORM", "20 per minute")
+    RATELIMIT_ENABLED = True
+    RATELIMIT_HEADERS_ENABLED = True
+    # Mail (used by notifications).
+    SMTP_HOST = _env("SMTP_HOST")
+    SMTP_PORT = _env_int("SMTP_PORT", 25)
+    SMTP_USERNAME = _env("SMTP_USERNAME")
+    SMTP_PASSWORD = _env("SMTP_PASSWORD")
+    SMTP_SECURITY = _env("SMTP_SECURITY", "none")
+    MAIL_FROM = _env("MAIL_FROM", "SAU Métropole de Lyon <sau@grandlyon.example>")
+    # OpenID Connect (usagers; agents may use a second provider with the OIDC_AGENTS_ prefix).
+    OIDC_ISSUER = _env("OIDC_ISSUER")
+    OIDC_CLIENT_ID = _env("OIDC_CLIENT_ID")
+    OIDC_CLIENT_SECRET = _env("OIDC_CLIENT_SECRET")
+    OIDC_ID_TOKEN_ALGS = _env("OIDC_ID_TOKEN_ALGS", "HS256")
+    # Scheduler inside the web process (embedded default) or in its own process (production).
+    SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
+    LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+
+
+class DevelopmentConfig(BaseConfig):
+    ENV_NAME = "development"
+    DEV_LOGIN = _env_bool("DEV_LOGIN", True)
+
+
+class TestConfig(BaseConfig):
+    ENV_NAME = "test"
+    TESTING = True
+    DEV_LOGIN = True
+    SECRET_KEY = "test-secret-key-not-for-production-0123456789"
+    SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", "sqlite://")
+    RATELIMIT_ENABLED = False
+    PUBLIC_URL = "http://sau.test"
+
+
+class ProductionConfig(BaseConfig):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = True
+    REMEMBER_COOKIE_SECURE = True
+    DEV_LOGIN = _env_bool("DEV_LOGIN", False)
+    SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
+
+
+CONFIGS: dict[str, type[BaseConfig]] = {
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+    "production": ProductionConfig,
+}
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the configuration is unsafe or incomplete."""
+
+
+def get_config(name: str | None = None) -> type[BaseConfig]:
+    """Return the settings class for `name` (or `SAU_ENV`, default development)."""
+    name = name or os.environ.get("SAU_ENV", "development")
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ConfigError(f"SAU_ENV inconnu : {name!r} (attendu : {', '.join(CONFIGS)})") from None
+
+
+def validate(config: dict[str, object]) -> None:
+    """Refuse unsafe production settings. Raises ConfigError."""
+    if config.get("ENV_NAME") != "production":
+        return
+    problems = []
+    secret = str(config.get("SECRET_KEY") or "")
+    if secret == BaseConfig.SECRET_KEY or len(secret) < 32:
+        problems.append("SECRET_KEY doit être défini et faire au moins 32 caractères")
+    if config.get("DEV_LOGIN"):
+        problems.append("la connexion de démonstration (DEV_LOGIN) est interdite en production")
+    if not (config.get("OIDC_ISSUER") and config.get("OIDC_CLIENT_ID")):
+        problems.append("OpenID Connect doit être configuré (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)")
+    if problems:
+        raise ConfigError("Configuration de production refusée : " + " ; ".join(problems))

@@ -1,0 +1,110 @@
+"""The OpenAPI 3.1 document of /api/v1; request bodies come from the pydantic schemas themselves."""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from sau.api import schemas
+
+
+def _body(model: type[schemas.Body]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}
+
+
+ERRORS = {
+    "400": {"$ref": "#/components/responses/Error"},
+    "401": {"$ref": "#/components/responses/Error"},
+    "403": {"$ref": "#/components/responses/Error"},
+    "404": {"$ref": "#/components/responses/Error"},
+    "409": {"$ref": "#/components/responses/Error"},
+    "413": {"$ref": "#/components/responses/Error"},
+    "415": {"$ref": "#/components/responses/Error"},
+    "422": {"$ref": "#/components/responses/Error"},
+}
+REF = {"name": "reference", "in": "path", "required": True, "schema": {"type": "string", "example": "SAU-2026-000123"}}
+IF_MATCH = {"name": "If-Match", "in": "header", "required": False,
+            "description": "Version du ticket lue (optimistic locking) ; 409 si elle a changé.",
+            "schema": {"type": "string", "example": "\"3\""}}
+
+
+def _action(summary: str, model: type[schemas.Body]) -> dict[str, Any]:
+    return {"post": {"summary": summary, "parameters": [REF, IF_MATCH], "requestBody": _body(model),
+                     "responses": {"200": {"description": "Ticket modifié",
+                                           "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ticket"}}}},
+                                   **ERRORS}}}
+
+
+@lru_cache(maxsize=1)
+def openapi_document() -> dict[str, Any]:
+    models = [schemas.NewRequestBody, schemas.PriorityBody, schemas.CommentBody, schemas.StatusBody,
+              schemas.AssignBody, schemas.EscalateBody, schemas.TransferBody]
+    components: dict[str, Any] = {m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}")
+                                  for m in models}
+    org = {"type": "object", "properties": {"kind": {"type": "string", "enum": ["metropole", "commune"]},
+                                             "code": {"type": "string"}, "name": {"type": "string"}}}
+    components["Organisation"] = org
+    components["Ticket"] = {
+        "type": "object",
+        "required": ["reference", "status", "routed_to", "level"],
+        "properties": {
+            "reference": {"type": "string", "pattern": "^SAU-[0-9]{4}-[0-9]{6}$"},
+            "kind": {"type": "string", "enum": ["demande", "incident"]},
+            "status": {"type": "string",
+                       "enum": ["nouveau", "en_cours", "en_attente", "resolu", "clos", "rejete", "doublon"]},
+            "routed_to": {"$ref": "#/components/schemas/Organisation"},
+            "level": {"type": "integer", "enum": [1, 2]},
+            "priority": {"type": ["string", "null"], "enum": ["bloquant", "majeur", "mineur", None]},
+            "subject": {"type": "string"}, "description": {"type": "string"},
+            "version": {"type": "integer"},
+            "tracking_url": {"type": "string", "description": "Lien de suivi secret, donné une fois à un demandeur "
+                                                              "non connecté."},
+        },
+    }
+    components["Error"] = {
+        "type": "object", "required": ["error"],
+        "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"},
+            "fields": {"type": "object", "additionalProperties": {"type": "string"}}}}},
+    }
+    ticket_response = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ticket"}}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "SAU — API du Service d'Assistance à l'Utilisateur", "version": "1.0.0",
+                 "description": "Demandes d'aide et tickets de la Métropole de Lyon et des communes."},
+        "servers": [{"url": "/api/v1"}],
+        "paths": {
+            "/requests": {"post": {
+                "summary": "Créer une demande d'aide (routée vers l'organisation compétente)",
+                "requestBody": _body(schemas.NewRequestBody),
+                "responses": {"201": {"description": "Demande créée", **ticket_response}, **ERRORS,
+                              "429": {"$ref": "#/components/responses/Error"}},
+            }},
+            "/requests/{reference}": {"get": {
+                "summary": "Lire une demande (demandeur ou agents habilités)",
+                "parameters": [REF, {"name": "X-Tracking-Token", "in": "header", "required": False,
+                                     "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "La demande", **ticket_response}, **ERRORS},
+            }},
+            "/tickets": {"get": {
+                "summary": "File des tickets visibles par l'agent",
+                "parameters": [{"name": "status", "in": "query", "schema": {"type": "string"}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer", "maximum": 200}},
+                               {"name": "offset", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "Tickets"}, **ERRORS},
+            }},
+            "/tickets/{reference}/priority": _action("Fixer la priorité après diagnostic", schemas.PriorityBody),
+            "/tickets/{reference}/comments": _action("Réponse publique ou note interne", schemas.CommentBody),
+            "/tickets/{reference}/assign": _action("Attribuer le ticket", schemas.AssignBody),
+            "/tickets/{reference}/status": _action("Changer le statut (transition du workflow)", schemas.StatusBody),
+            "/tickets/{reference}/escalate": _action("Escalader au niveau 2 (Métropole)", schemas.EscalateBody),
+            "/tickets/{reference}/transfer": _action("Transférer à une autre organisation", schemas.TransferBody),
+            "/me": {"get": {"summary": "L'utilisateur connecté", "responses": {"200": {"description": "Moi"},
+                                                                               "401": ERRORS["401"]}}},
+            "/services": {"get": {"summary": "Services et catégories", "responses": {"200": {"description": "Liste"}}}},
+        },
+        "components": {
+            "schemas": components,
+            "responses": {"Error": {"description": "Erreur",
+                                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+        },
+    }

@@ -1,0 +1,549 @@
+"""Operations that change tickets. Each takes the actor and `now` explicitly, records one or more
+immutable events, refreshes the stored SLA figures and flushes; the caller (the request or job
+boundary) commits.
+"""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from sau.auth import policy
+from sau.auth.models import User
+from sau.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed, WorkflowError
+from sau.extensions import db
+from sau.orgs.models import Category, Organisation, School, Service
+from sau.routing.operations import RoutingRequest, metropole, route
+from sau.tickets import sla as ticket_sla
+from sau.tickets.models import (
+    CLOS,
+    DOUBLON,
+    EN_ATTENTE,
+    EN_COURS,
+    KIND_DEMANDE,
+    NOUVEAU,
+    OPEN_STATUSES,
+    PRIORITIES,
+    REJETE,
+    RESOLU,
+    STATUSES,
+    Comment,
+    ReferenceCounter,
+    Ticket,
+    TicketEvent,
+)
+
+PARIS = ZoneInfo("Europe/Paris")
+SYSTEM_LABEL = "SAU (automatique)"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def next_reference(now: datetime) -> str:
+    """Allocate the next reference of the year (Paris time), e.g. SAU-2026-000123.
+
+    The counter row is updated in place (`UPDATE … RETURNING`) so concurrent transactions serialise on it.
+    """
+    year = now.astimezone(PARIS).year
+    stmt = (
+        sa.update(ReferenceCounter)
+        .where(ReferenceCounter.year == year)
+        .values(last_number=ReferenceCounter.last_number + 1)
+        .returning(ReferenceCounter.last_number)
+    )
+    number = db.session.execute(stmt).scalar()
+    if number is None:
+        dialect = db.session.get_bind().dialect.name
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        else:
+            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+        db.session.execute(insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+        number = db.session.execute(stmt).scalar_one()
+    return f"SAU-{year}-{number:06d}"
+
+
+def _actor_label(actor: User | None) -> str:
+    return actor.display_name if actor is not None else SYSTEM_LABEL
+
+
+def record_event(
+    ticket: Ticket,
+    type_: str,
+    now: datetime,
+    actor: User | None,
+    data: dict[str, Any] | None = None,
+    *,
+    is_public: bool = True,
+    actor_label: str | None = None,
+) -> TicketEvent:
+    """Append an immutable event to the ticket's log."""
+    event = TicketEvent(
+        type=type_,
+        at=now,
+        actor=actor,
+        actor_label=actor_label if actor_label is not None else _actor_label(actor),
+        is_public=is_public,
+        data=data or {},
+    )
+    ticket.events.append(event)
+    ticket.updated_at = now
+    return event
+
+
+CONFLICT_MESSAGE = (
+    "Ce ticket a été modifié par quelqu'un d'autre pendant que vous le consultiez : votre modification "
+    "n'a pas été enregistrée. Rechargez la page pour voir ses dernières modifications, puis recommencez."
+)
+
+
+def _check_version(ticket: Ticket, expected_version: int | None) -> None:
+    if expected_version is not None and ticket.version != expected_version:
+        raise ConflictError(CONFLICT_MESSAGE)
+
+
+def _require_work(actor: User, ticket: Ticket) -> None:
+    if not policy.can_work(actor, ticket):
+        raise PermissionDenied("Vous n'êtes pas habilité à traiter ce ticket.")
+
+
+def _require_open(ticket: Ticket, action: str) -> None:
+    if ticket.status not in OPEN_STATUSES:
+        raise WorkflowError(f"Impossible de {action} : le ticket est « {ticket.status_label} ».")
+
+
+def _set_status(ticket: Ticket, status: str, now: datetime, actor: User | None, **data: Any) -> None:
+    before = ticket.status
+    ticket.status = status
+    record_event(ticket, "status.changed", now, actor, {"before": before, "after": status, **data})
+
+
+def _finish(ticket: Ticket, now: datetime) -> Ticket:
+    ticket_sla.refresh(ticket, now)
+    db.session.flush()
+    return ticket
+
+
+# --- creation ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRequest:
+    service: Service
+    subject: str
+    description: str
+    category: Category | None = None
+    commune: Organisation | None = None
+    school: School | None = None
+    email: str | None = None
+    page_url: str | None = None
+    kind: str = KIND_DEMANDE
+
+
+@dataclass(frozen=True)
+class Created:
+    ticket: Ticket
+    tracking_token: str | None  # given once to an anonymous requester
+
+
+def create_request(req: NewRequest, requester: User | None, now: datetime) -> Created:
+    """Create a help request, route it and log both. Raises ValidationFailed (e.g. a service without SAU)."""
+    if not req.service.has_sau:
+        raise ValidationFailed(
+            f"Le service {req.service.name} ne dispose pas du SAU. {req.service.no_sau_reason}".strip(),
+            {"service": "Ce service n'a pas d'assistance SAU."},
+        )
+    if requester is None and not req.email:
+        raise ValidationFailed("Indiquez une adresse e-mail pour être tenu informé.", {"email": "Champ obligatoire."})
+    decision = route(
+        RoutingRequest(
+            service=req.service,
+            category_code=req.category.code if req.category else None,
+            commune=req.commune,
+            school=req.school,
+            on=now.astimezone(PARIS).date(),
+        )
+    )
+    token = secrets.token_urlsafe(24) if requester is None else None
+    ticket = Ticket(
+        reference=next_reference(now),
+        kind=req.kind,
+        service=req.service,
+        category=req.category,
+        commune=req.commune,
+        school=req.school,
+        organisation=decision.organisation,
+        level=decision.level,
+        routing_reason=decision.reason,
+        needs_triage=decision.needs_triage,
+        subject=req.subject,
+        description=req.description,
+        page_url=req.page_url,
+        requester=requester,
+        requester_email=req.email if requester is None else (req.email or requester.email),
+        tracking_token_hash=hash_token(token) if token else None,
+        status=NOUVEAU,
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(ticket)
+    label = requester.display_name if requester else (req.email or "Demandeur")
+    record_event(
+        ticket,
+        "ticket.created",
+        now,
+        requester,
+        {"kind": req.kind, "service": req.service.code, "subject": req.subject, "page_url": req.page_url},
+        actor_label=label,
+    )
+    record_event(
+        ticket,
+        "ticket.routed",
+        now,
+        None,
+        {
+            "organisation": decision.organisation.code,
+            "organisation_name": decision.organisation.name,
+            "level": decision.level,
+            "rule_id": decision.rule_id,
+            "offer": decision.offer,
+            "reason": decision.reason,
+            "needs_triage": decision.needs_triage,
+        },
+    )
+    _finish(ticket, now)
+    return Created(ticket, token)
+
+
+# --- agent actions ----------------------------------------------------------------------------
+
+
+def take(ticket: Ticket, actor: User, now: datetime, expected_version: int | None = None) -> Ticket:
+    return assign(ticket, actor, actor, now, expected_version)
+
+
+def assign(
+    ticket: Ticket, actor: User, assignee: User | None, now: datetime, expected_version: int | None = None
+) -> Ticket:
+    """Give the ticket to `assignee` (None to unassign). Taking a new ticket puts it "en cours"."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "l'attribuer")
+    if assignee is not None and not policy.can_work(assignee, ticket):
+        raise ValidationFailed(
+            f"{assignee.display_name} ne peut pas traiter les tickets de {ticket.organisation.name}.",
+            {"assignee": "Personne non habilitée pour cette file."},
+        )
+    before = ticket.assignee.display_name if ticket.assignee else None
+    ticket.assignee = assignee
+    record_event(
+        ticket,
+        "ticket.assigned",
+        now,
+        actor,
+        {"before": before, "after": assignee.display_name if assignee else None},
+        is_public=False,
+    )
+    if assignee is not None and ticket.status == NOUVEAU:
+        _set_status(ticket, EN_COURS, now, actor)
+    return _finish(ticket, now)
+
+
+def set_priority(
+    ticket: Ticket, actor: User, priority: str, now: datetime, expected_version: int | None = None,
+    justification: str = "",
+) -> Ticket:
+    """Set the priority after diagnosis (Toodego annex § 6.1.a); the SLA clock starts at the first one."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "changer la priorité")
+    if priority not in PRIORITIES:
+        raise ValidationFailed("Priorité inconnue.", {"priority": "Choisissez bloquant, majeur ou mineur."})
+    if priority == ticket.priority:
+        raise WorkflowError(f"La priorité est déjà « {PRIORITIES[priority]} ».")
+    before = ticket.priority
+    ticket.priority = priority
+    if ticket.priority_set_at is None:
+        ticket.priority_set_at = now
+    record_event(
+        ticket,
+        "priority.set",
+        now,
+        actor,
+        {"before": before, "after": priority, "justification": justification.strip()},
+        is_public=False,
+    )
+    if ticket.status == NOUVEAU:
+        if ticket.assignee is None:
+            ticket.assignee = actor
+        _set_status(ticket, EN_COURS, now, actor)
+    return _finish(ticket, now)
+
+
+def add_comment(
+    ticket: Ticket, actor: User, body: str, now: datetime, *, internal: bool, expected_version: int | None = None
+) -> Comment:
+    """A public reply (the requester sees it) or an internal note."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    body = _clean_body(body)
+    if ticket.status in (CLOS, REJETE, DOUBLON) and not internal:
+        raise WorkflowError(f"Impossible de répondre : le ticket est « {ticket.status_label} ».")
+    comment = Comment(
+        author=actor, author_label=actor.display_name, is_internal=internal, body=body, created_at=now
+    )
+    ticket.comments.append(comment)
+    db.session.flush()
+    if not internal and ticket.first_response_at is None:
+        ticket.first_response_at = now
+    record_event(
+        ticket,
+        "comment.internal" if internal else "comment.public",
+        now,
+        actor,
+        {"comment_id": comment.id},
+        is_public=not internal,
+    )
+    if not internal and ticket.status == NOUVEAU:
+        if ticket.assignee is None:
+            ticket.assignee = actor
+        _set_status(ticket, EN_COURS, now, actor)
+    _finish(ticket, now)
+    return comment
+
+
+def request_information(
+    ticket: Ticket, actor: User, question: str, now: datetime, expected_version: int | None = None
+) -> Ticket:
+    """Ask the requester a question: a public reply, and the ticket waits ("en attente")."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "demander des informations")
+    if ticket.status == EN_ATTENTE:
+        raise WorkflowError("Le ticket est déjà en attente d'une réponse du demandeur.")
+    add_comment(ticket, actor, question, now, internal=False)
+    _set_status(ticket, EN_ATTENTE, now, actor)
+    record_event(ticket, "ticket.waiting", now, actor, {}, is_public=False)
+    return _finish(ticket, now)
+
+
+def resolve(ticket: Ticket, actor: User, note: str, now: datetime, expected_version: int | None = None) -> Ticket:
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "résoudre le ticket")
+    note = _clean_body(note, field="resolution_note", what="la note de résolution")
+    if ticket.status == EN_ATTENTE:
+        record_event(ticket, "ticket.waiting_ended", now, actor, {}, is_public=False)
+    ticket.resolution_note = note
+    ticket.resolved_at = now
+    if ticket.first_response_at is None:
+        ticket.first_response_at = now
+    if ticket.assignee is None:
+        ticket.assignee = actor
+    _set_status(ticket, RESOLU, now, actor)
+    record_event(ticket, "ticket.resolved", now, actor, {"resolution_note": note})
+    return _finish(ticket, now)
+
+
+def close(ticket: Ticket, actor: User | None, now: datetime, expected_version: int | None = None) -> Ticket:
+    """Close a resolved ticket (by an agent, or by the system after the reopen window)."""
+    _check_version(ticket, expected_version)
+    if actor is not None:
+        _require_work(actor, ticket)
+    if ticket.status != RESOLU:
+        raise WorkflowError("Seul un ticket résolu peut être clos.")
+    ticket.closed_at = now
+    _set_status(ticket, CLOS, now, actor)
+    record_event(ticket, "ticket.closed", now, actor, {})
+    return _finish(ticket, now)
+
+
+def reject(
+    ticket: Ticket, actor: User, reason: str, now: datetime, expected_version: int | None = None,
+    duplicate_of: Ticket | None = None,
+) -> Ticket:
+    """Reject the ticket, or mark it a duplicate of another, with a reason."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "rejeter le ticket")
+    reason = _clean_body(reason, field="reason", what="le motif")
+    if duplicate_of is not None:
+        if duplicate_of.id == ticket.id:
+            raise ValidationFailed("Un ticket ne peut pas être le doublon de lui-même.", {"duplicate_of": "Invalide."})
+        ticket.duplicate_of = duplicate_of
+    status = DOUBLON if duplicate_of is not None else REJETE
+    ticket.status_reason = reason
+    ticket.closed_at = now
+    _set_status(ticket, status, now, actor, reason=reason,
+                duplicate_of=duplicate_of.reference if duplicate_of is not None else None)
+    record_event(
+        ticket, "ticket.duplicate" if duplicate_of else "ticket.rejected", now, actor,
+        {"reason": reason, "duplicate_of": duplicate_of.reference if duplicate_of else None},
+    )
+    return _finish(ticket, now)
+
+
+def escalate(ticket: Ticket, actor: User, reason: str, now: datetime, expected_version: int | None = None) -> Ticket:
+    """Level 1 → level 2: the Métropole's support (laclasse.com annex: 2nd level by the Métropole)."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "escalader le ticket")
+    if ticket.level == 2:
+        raise WorkflowError("Le ticket est déjà au niveau 2.")
+    reason = _clean_body(reason, field="reason", what="le motif")
+    target = metropole()
+    before = {"organisation": ticket.organisation.code, "level": ticket.level}
+    ticket.organisation = target
+    ticket.level = 2
+    ticket.assignee = None
+    ticket.needs_triage = False
+    record_event(
+        ticket, "ticket.escalated", now, actor,
+        {"before": before, "after": {"organisation": target.code, "level": 2}, "organisation_name": target.name,
+         "reason": reason},
+    )
+    if ticket.status != NOUVEAU:
+        _set_status(ticket, NOUVEAU, now, actor)
+    return _finish(ticket, now)
+
+
+def transfer(
+    ticket: Ticket, actor: User, organisation: Organisation, reason: str, now: datetime,
+    expected_version: int | None = None,
+) -> Ticket:
+    """Send the ticket to another organisation's queue, with a reason."""
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    _require_open(ticket, "transférer le ticket")
+    if organisation.id == ticket.organisation_id:
+        raise ValidationFailed("Le ticket est déjà dans la file de cette organisation.", {"organisation": "Identique."})
+    reason = _clean_body(reason, field="reason", what="le motif")
+    before = {"organisation": ticket.organisation.code, "level": ticket.level}
+    ticket.organisation = organisation
+    ticket.assignee = None
+    ticket.needs_triage = False
+    record_event(
+        ticket, "ticket.transferred", now, actor,
+        {"before": before, "after": {"organisation": organisation.code, "level": ticket.level},
+         "organisation_name": organisation.name, "reason": reason},
+    )
+    if ticket.status != NOUVEAU:
+        _set_status(ticket, NOUVEAU, now, actor)
+    return _finish(ticket, now)
+
+
+def reopen_by_agent(ticket: Ticket, actor: User, reason: str, now: datetime, expected_version: int | None = None) -> Ticket:
+    _check_version(ticket, expected_version)
+    _require_work(actor, ticket)
+    if ticket.status != RESOLU:
+        raise WorkflowError("Seul un ticket résolu peut être rouvert.")
+    reason = _clean_body(reason, field="reason", what="le motif")
+    return _reopen(ticket, actor, reason, now)
+
+
+# --- requester actions ------------------------------------------------------------------------
+
+
+def requester_reply(
+    ticket: Ticket, principal: policy.Principal, body: str, now: datetime, expected_version: int | None = None
+) -> Comment:
+    """The requester answers; a ticket waiting for them goes back "en cours"."""
+    _check_version(ticket, expected_version)
+    if not policy.is_requester(principal, ticket):
+        raise PermissionDenied("Seul le demandeur peut répondre ici.")
+    if ticket.status not in OPEN_STATUSES:
+        raise WorkflowError(
+            "Votre demande est « %s » : vous ne pouvez plus y répondre." % ticket.status_label
+            + (" Vous pouvez la rouvrir si le problème persiste." if ticket.status == RESOLU else "")
+        )
+    body = _clean_body(body)
+    label = principal.user.display_name if principal.user else (ticket.requester_email or "Demandeur")
+    comment = Comment(
+        author=principal.user, author_label=label, is_internal=False, is_from_requester=True, body=body,
+        created_at=now,
+    )
+    ticket.comments.append(comment)
+    db.session.flush()
+    record_event(ticket, "requester.replied", now, principal.user, {"comment_id": comment.id}, actor_label=label)
+    if ticket.status == EN_ATTENTE:
+        record_event(ticket, "ticket.waiting_ended", now, principal.user, {}, is_public=False, actor_label=label)
+        _set_status(ticket, EN_COURS, now, principal.user)
+    _finish(ticket, now)
+    return comment
+
+
+def reopen_window_ends_at(ticket: Ticket, window_days: int) -> datetime | None:
+    if ticket.status != RESOLU or ticket.resolved_at is None:
+        return None
+    return ticket.resolved_at + timedelta(days=window_days)
+
+
+def reopen_by_requester(
+    ticket: Ticket, principal: policy.Principal, reason: str, now: datetime, window_days: int,
+    expected_version: int | None = None,
+) -> Ticket:
+    _check_version(ticket, expected_version)
+    if not policy.is_requester(principal, ticket):
+        raise PermissionDenied("Seul le demandeur peut rouvrir sa demande.")
+    if ticket.status != RESOLU:
+        raise WorkflowError("Seule une demande résolue peut être rouverte.")
+    ends_at = reopen_window_ends_at(ticket, window_days)
+    if ends_at is not None and now > ends_at:
+        raise WorkflowError(
+            f"Le délai de réouverture ({window_days} jours après la résolution) est dépassé : "
+            "merci de faire une nouvelle demande."
+        )
+    reason = _clean_body(reason, field="reason", what="le motif")
+    label = principal.user.display_name if principal.user else (ticket.requester_email or "Demandeur")
+    comment = Comment(author=principal.user, author_label=label, is_from_requester=True, body=reason, created_at=now)
+    ticket.comments.append(comment)
+    db.session.flush()
+    return _reopen(ticket, principal.user, reason, now, actor_label=label, comment_id=comment.id)
+
+
+def _reopen(
+    ticket: Ticket, actor: User | None, reason: str, now: datetime, actor_label: str | None = None,
+    comment_id: int | None = None,
+) -> Ticket:
+    ticket.resolved_at = None
+    before = ticket.status
+    ticket.status = EN_COURS
+    record_event(ticket, "status.changed", now, actor, {"before": before, "after": EN_COURS}, actor_label=actor_label)
+    record_event(ticket, "ticket.reopened", now, actor, {"reason": reason, "comment_id": comment_id},
+                 actor_label=actor_label)
+    return _finish(ticket, now)
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+MAX_BODY = 20_000
+
+
+def _clean_body(body: str | None, field: str = "body", what: str = "le message") -> str:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationFailed(f"Saisissez {what}.", {field: "Champ obligatoire."})
+    if len(body) > MAX_BODY:
+        raise ValidationFailed(
+            f"{what.capitalize()} est trop long ({len(body)} caractères, {MAX_BODY} au plus).",
+            {field: f"{MAX_BODY} caractères au plus."},
+        )
+    return body
+
+
+def get_ticket(reference: str) -> Ticket:
+    ticket = db.session.scalar(sa.select(Ticket).where(Ticket.reference == reference))
+    if ticket is None:
+        raise NotFound("Aucun ticket ne porte cette référence.")
+    return ticket
+
+
+def status_label(status: str) -> str:
+    return STATUSES.get(status, status)
