@@ -28,7 +28,7 @@ run: venv
 	export SAU_ENV=development; \
 	$(VENV)/bin/sau db upgrade && \
 	$(VENV)/bin/sau load-demo && \
-	exec $(VENV)/bin/sau run --host 127.0.0.1 --port 5000
+	exec $(VENV)/bin/sau serve --host 127.0.0.1 --port 5000
 
 ## system-deps: PostgreSQL, Chromium, fonts, Node.js/npm, node_modules (installs only what is missing)
 system-deps:

@@ -70,6 +70,12 @@ class BaseConfig:
     OIDC_CLIENT_ID = _env("OIDC_CLIENT_ID")
     OIDC_CLIENT_SECRET = _env("OIDC_CLIENT_SECRET")
     OIDC_ID_TOKEN_ALGS = _env("OIDC_ID_TOKEN_ALGS", "HS256")
+    # SLA policy (Toodego annex § 6.1.a): "à risque" from this share of the target; the convention's strict
+    # reading does not pause the clock while waiting for the requester; a change of priority keeps the start.
+    SLA_AT_RISK_RATIO = float(_env("SLA_AT_RISK_RATIO", "0.75") or 0.75)
+    SLA_PAUSE_WHILE_WAITING = _env_bool("SLA_PAUSE_WHILE_WAITING", False)
+    SLA_PRIORITY_CHANGE = _env("SLA_PRIORITY_CHANGE", "keep_start")
+    SLA_SWEEP_SECONDS = _env_int("SLA_SWEEP_SECONDS", 60)
     # Scheduler inside the web process (embedded default) or in its own process (production).
     SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
@@ -78,6 +84,8 @@ class BaseConfig:
 class DevelopmentConfig(BaseConfig):
     ENV_NAME = "development"
     DEV_LOGIN = _env_bool("DEV_LOGIN", True)
+    # The embedded default runs the scheduler inside the web process.
+    SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", True)
 
 
 class TestConfig(BaseConfig):

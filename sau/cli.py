@@ -37,6 +37,54 @@ def register_cli(app: Flask) -> None:
         click.echo("Démo : " + (", ".join(f"{k} +{v}" for k, v in sorted(counts.items())) or "déjà chargée"))
 
 
+    @app.cli.command("serve")
+    @click.option("--host", default="127.0.0.1")
+    @click.option("--port", default=5000, type=int)
+    def serve(host: str, port: int) -> None:
+        """Serve the app (embedded default), with the scheduler in the process when SCHEDULER_ENABLED."""
+        from flask import current_app
+
+        from sau.scheduler import build_scheduler
+
+        real_app = current_app._get_current_object()  # type: ignore[attr-defined]
+        if real_app.config["SCHEDULER_ENABLED"]:
+            build_scheduler(real_app).start()
+            click.echo("Planificateur démarré dans le processus web (balayage SLA).")
+        real_app.run(host=host, port=port, threaded=True, use_reloader=False)
+
+    @app.cli.command("scheduler")
+    def scheduler() -> None:
+        """Run the scheduler as its own process (production)."""
+        from flask import current_app
+
+        from sau.scheduler import build_scheduler
+
+        click.echo("Planificateur SAU démarré.")
+        build_scheduler(current_app._get_current_object(), blocking=True).start()  # type: ignore[attr-defined]
+
+    @app.cli.command("sla-sweep")
+    def sla_sweep() -> None:
+        """Run one SLA sweep now."""
+        from sau.tickets.sweeps import sweep
+
+        result = sweep(now_utc())
+        click.echo(f"Balayage SLA : {result.at_risk} à risque, {result.breached} dépassé(s)"
+                   + (" (ignoré : un autre processus balaie)" if result.skipped else ""))
+
+    @app.cli.command("sla-recompute")
+    @click.option("--fix", is_flag=True, help="Correct the stored values that differ from the event log.")
+    def sla_recompute(fix: bool) -> None:
+        """Recompute every ticket's SLA from its event log and report stored values that differ."""
+        from sau.tickets.sla import recompute_all
+
+        count, mismatches = recompute_all(now_utc(), fix=fix)
+        for m in mismatches[:200]:
+            click.echo(f"{m.reference} {m.field}: enregistré {m.stored!r}, recalculé {m.computed!r}")
+        click.echo(f"{count} ticket(s) recalculé(s), {len(mismatches)} écart(s)" + (" corrigé(s)" if fix else ""))
+        if mismatches and not fix:
+            raise SystemExit(1)
+
+
 def main() -> None:
     from sau import create_app
 

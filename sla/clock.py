@@ -31,10 +31,11 @@ any past instant can be recomputed from the full log.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from fractions import Fraction
 
 from sla.calendar import BusinessCalendar
@@ -232,7 +233,7 @@ def compute_sla(
     """
     if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
-    for previous, event in zip(events, events[1:], strict=False):
+    for previous, event in itertools.pairwise(events):
         if event.at < previous.at:
             raise ValueError(f"events must be sorted by 'at': {event.at.isoformat()} after {previous.at.isoformat()}")
 
@@ -413,7 +414,7 @@ def _explain(phases: Sequence[_Phase], calendar: BusinessCalendar) -> list[SlaPe
             for opening, closing in calendar.business_intervals(phase.start, phase.end):
                 if opening > cursor:
                     periods.append(_off_hours(cursor, opening, calendar))
-                periods.append(SlaPeriod(opening, closing, True, closing - opening, reason))
+                periods.append(SlaPeriod(opening, closing, True, _elapsed(opening, closing), reason))
                 cursor = closing
             if cursor < phase.end:
                 periods.append(_off_hours(cursor, phase.end, calendar))
@@ -431,6 +432,11 @@ def _explain(phases: Sequence[_Phase], calendar: BusinessCalendar) -> list[SlaPe
         business_time = calendar.business_time_between(phase.start, phase.end)
         periods.append(SlaPeriod(phase.start, phase.end, False, business_time, reason))
     return periods
+
+
+def _elapsed(start: datetime, end: datetime) -> timedelta:
+    # Absolute difference: subtracting two datetimes of the same zone would give the wall-clock difference.
+    return end.astimezone(UTC) - start.astimezone(UTC)
 
 
 def _off_hours(start: datetime, end: datetime, calendar: BusinessCalendar) -> SlaPeriod:

@@ -54,7 +54,7 @@ class SlaPolicy:
         ValueError: unknown priority, non-positive target, ratio outside ]0, 1], unknown priority-change rule.
     """
 
-    targets: Mapping[str, timedelta | None] = field(default=DEFAULT_TARGETS)
+    targets: Mapping[str, timedelta | None] = field(default_factory=lambda: DEFAULT_TARGETS)
     at_risk_ratio: float = 0.75
     pause_while_waiting: bool = False
     priority_change: PriorityChange = "keep_start"

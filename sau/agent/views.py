@@ -16,6 +16,7 @@ from sau.errors import ConflictError, SauError, ValidationFailed
 from sau.extensions import db
 from sau.orgs.models import Organisation, SchoolAdministrator, Service
 from sau.tickets import operations as ops
+from sau.tickets import sla as ticket_sla
 from sau.tickets.models import (
     OPEN_STATUSES,
     PRIORITIES,
@@ -76,10 +77,12 @@ def queue() -> Any:
     communes = db.session.scalars(
         sa.select(Organisation).where(Organisation.kind == "commune").order_by(Organisation.name)
     ).all()
+    now = now_utc()
+    cal = ticket_sla.calendar()
     return render_template(
         "agent/queue.html", tickets=tickets, total=total, page=page, page_size=PAGE_SIZE, services=services,
         communes=communes, statuses=STATUSES, priorities=PRIORITIES, args=args, status=status, sort=sort,
-        now=now_utc(),
+        now=now, sla={t.id: ticket_sla.live(t, now, cal) for t in tickets}, duration=ticket_sla.format_duration,
     )
 
 
@@ -139,8 +142,11 @@ def ticket(reference: str) -> Any:
     ticket = _ticket_for_staff(reference)
     can_work = policy.can_work(current_user, ticket)  # type: ignore[arg-type]
     comments = {c.id: c for c in ticket.comments}
+    now = now_utc()
     return render_template(
         "agent/ticket.html", ticket=ticket, can_work=can_work, comments=comments,
+        sla_state=ticket_sla.compute(ticket, now), sla_live=ticket_sla.live(ticket, now),
+        duration=ticket_sla.format_duration,
         priority_definitions=PRIORITY_DEFINITIONS, priorities=PRIORITIES, **_forms(ticket),
     )
 

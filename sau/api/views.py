@@ -387,6 +387,44 @@ def services() -> Any:
     ]})
 
 
+@bp.get("/reports/sla")
+def sla_report() -> Any:
+    """Compliance per commune over a period (default: the current month, Paris time)."""
+    from sau.reports.compliance import compliance_by_commune
+    from sau.reports.periods import PeriodError, parse_period
+
+    user = _require_user()
+    if not policy.can_view_reports(user):
+        raise PermissionDenied("Réservé aux responsables.")
+    now = now_utc()
+    try:
+        start, end = parse_period(request.args, now)
+    except PeriodError as exc:
+        raise ValidationFailed.for_fields(exc.fields) from None
+    service = request.args.get("service") or None
+    if service and intake.service_by_code(service) is None:
+        raise ValidationFailed.for_fields({"service": "Service inconnu."})
+    priority = request.args.get("priority") or None
+    if priority not in (None, "bloquant", "majeur"):
+        raise ValidationFailed.for_fields({"priority": "bloquant ou majeur attendu (mineur : pas d'engagement)."})
+    kind = request.args.get("kind") or None
+    if kind not in (None, "demande", "incident"):
+        raise ValidationFailed.for_fields({"kind": "demande ou incident attendu."})
+    rows = compliance_by_commune(start, end, now, service=service, priority=priority, kind=kind,
+                                 communes=policy.report_commune_ids(user))
+    return jsonify({
+        "period": {"start": start.isoformat(), "end": end.isoformat()},
+        "as_of": now.isoformat(),
+        "target": 0.95,
+        "communes": [
+            {"code": r.code, "name": r.name, "committed": r.figures.committed, "met": r.figures.met,
+             "breached": r.figures.breached, "open": r.figures.open, "compliance": r.figures.compliance,
+             "target": r.figures.target, "is_conforme": r.figures.is_conforme, "error_budget": r.figures.error_budget}
+            for r in rows
+        ],
+    })
+
+
 @bp.get("/openapi.json")
 def openapi() -> Any:
     return jsonify(openapi_document())

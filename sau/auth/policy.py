@@ -59,6 +59,11 @@ def is_metropole_agent(user: User | None) -> bool:
     return any(m.role in WORK_ROLES and m.organisation.kind == ORG_METROPOLE for m in _memberships(user))
 
 
+def can_manage_faq(user: User | None) -> bool:
+    """The FAQ of each service is maintained by Métropole agents (issue 2, point 3) and by admins."""
+    return is_admin(user) or is_metropole_agent(user)
+
+
 def can_work(user: User | None, ticket: Ticket) -> bool:
     """Agent actions (take, prioritise, reply, resolve, escalate…) on the ticket."""
     if user is None:
@@ -108,3 +113,15 @@ def staff_ticket_filter(user: User) -> sa.ColumnElement[bool]:
 
 def workable_organisation_ids(user: User) -> set[int]:
     return org_ids(user, WORK_ROLES)
+
+
+def can_view_reports(user: User | None) -> bool:
+    """Managers (and admins) watch SLA compliance; a commune's manager sees only their commune."""
+    return is_admin(user) or bool(org_ids(user, (ROLE_MANAGER,)))
+
+
+def report_commune_ids(user: User) -> set[int] | None:
+    """The communes whose figures `user` may see: None for all (Métropole managers, admins)."""
+    if is_admin(user) or any(m.role == ROLE_MANAGER and m.organisation.kind == ORG_METROPOLE for m in _memberships(user)):
+        return None
+    return {m.organisation_id for m in _memberships(user) if m.role == ROLE_MANAGER}

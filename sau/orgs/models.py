@@ -67,6 +67,9 @@ class Service(db.Model):
     # Whether a request for this service names a commune (communal téléservices, schools…).
     asks_commune: Mapped[bool] = mapped_column(default=True)
     asks_school: Mapped[bool] = mapped_column(default=False)
+    # Per-service SLA targets in business hours, overriding the convention's defaults (bloquant 8, majeur 24).
+    sla_bloquant_hours: Mapped[float | None]
+    sla_majeur_hours: Mapped[float | None]
 
     categories: Mapped[list[Category]] = relationship(
         back_populates="service", order_by="Category.position", cascade="all, delete-orphan"
@@ -74,6 +77,16 @@ class Service(db.Model):
 
     def __repr__(self) -> str:
         return f"<Service {self.code}>"
+
+
+class CalendarClosure(db.Model):
+    """An extra closed day of the business calendar (e.g. a bridge day), on top of French public holidays."""
+
+    __tablename__ = "calendar_closures"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(unique=True)
+    label: Mapped[str] = mapped_column(sa.String(200), default="")
 
 
 class Category(db.Model):

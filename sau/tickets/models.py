@@ -87,12 +87,15 @@ class Ticket(db.Model):
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
 
-    # SLA, derived from the event log and stored for queries (recomputed on every event).
+    # SLA, derived from the event log by sla.compute_sla and stored for queries (recomputed on every event,
+    # checked by `sau sla-recompute`). "Breached" is then a query: the sweep only records events.
     priority_set_at: Mapped[datetime | None]
     sla_deadline_at: Mapped[datetime | None] = mapped_column(index=True)
-    sla_at_risk_at: Mapped[datetime | None]
+    sla_at_risk_at: Mapped[datetime | None] = mapped_column(index=True)
+    sla_breach_at: Mapped[datetime | None] = mapped_column(index=True)
     sla_state: Mapped[str | None] = mapped_column(sa.String(20))
     sla_met: Mapped[bool | None]
+    sla_paused: Mapped[bool] = mapped_column(default=False)
 
     # Optimistic locking: every UPDATE checks and bumps it; a stale write raises StaleDataError.
     version: Mapped[int] = mapped_column(default=1)
@@ -215,6 +218,21 @@ class Attachment(db.Model):
     created_at: Mapped[datetime]
 
     ticket: Mapped[Ticket] = relationship(back_populates="attachments")
+
+
+class SlaAlert(db.Model):
+    """Marks that an at-risk or breach event was recorded for a ticket and deadline: exactly once, enforced
+    by the unique constraint even if two sweepers race."""
+
+    __tablename__ = "sla_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(sa.String(20))  # "at_risk" | "breached"
+    deadline_at: Mapped[datetime]
+    created_at: Mapped[datetime]
+
+    __table_args__ = (sa.UniqueConstraint("ticket_id", "kind", "deadline_at", name="ticket_kind_deadline"),)
 
 
 class ReferenceCounter(db.Model):

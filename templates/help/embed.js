@@ -19,7 +19,11 @@
     s.fontWeight = "600"; s.textDecoration = "none"; s.boxShadow = "0 2px 6px rgba(0,0,0,.3)";
     link.addEventListener("focus", function () { s.outline = "3px solid #ffbf47"; s.outlineOffset = "2px"; });
     link.addEventListener("blur", function () { s.outline = ""; });
-    document.body.appendChild(link);
+    // In a labelled landmark, so that screen-reader users find it from the host page's landmarks.
+    var region = document.createElement("aside");
+    region.setAttribute("aria-label", "Assistance SAU");
+    region.appendChild(link);
+    document.body.appendChild(region);
   }
   if (document.readyState === "loading") { document.addEventListener("DOMContentLoaded", add); } else { add(); }
 })();
