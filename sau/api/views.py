@@ -69,6 +69,8 @@ def parse(model: type[B]) -> B:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"JSON invalide : {exc}.") from None
+    if not isinstance(data, dict):
+        raise ValidationFailed("Le corps de la requête doit être un objet JSON.", {"body": "Un objet JSON est attendu."})
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -33,6 +33,17 @@ class Upload:
     data: bytes
 
 
+def size_label(size: int) -> str:
+    """A size in French units for messages: "5 Mo", "1,5 Mo", "500 Ko", "800 octets"."""
+    if size >= 1024 * 1024:
+        value, unit = size / (1024 * 1024), "Mo"
+    elif size >= 1024:
+        value, unit = size / 1024, "Ko"
+    else:
+        return f"{size} octets"
+    return f"{value:.1f}".rstrip("0").rstrip(".").replace(".", ",") + f" {unit}"
+
+
 def read_uploads(files: list[FileStorage]) -> list[Upload]:
     """Validate uploaded files. Raises ValidationFailed naming the `attachments` field."""
     files = [f for f in files if f and f.filename]
@@ -52,8 +63,8 @@ def read_uploads(files: list[FileStorage]) -> list[Upload]:
         data = f.read(max_bytes + 1)
         if len(data) > max_bytes:
             raise ValidationFailed(
-                f"Le fichier « {f.filename} » dépasse {max_bytes // (1024 * 1024)} Mo.",
-                {"attachments": f"{max_bytes // (1024 * 1024)} Mo au plus par fichier."},
+                f"Le fichier « {f.filename} » dépasse {size_label(max_bytes)}.",
+                {"attachments": f"{size_label(max_bytes)} au plus par fichier."},
             )
         if not data:
             raise ValidationFailed(f"Le fichier « {f.filename} » est vide.", {"attachments": "Fichier vide."})

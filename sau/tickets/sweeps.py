@@ -3,7 +3,7 @@
 The truth is in the data: due instants are stored on tickets (sau.tickets.sla), so the sweep is a query
 for what became due and has no marker yet. It catches up by itself after downtime (whatever is due and
 unmarked is handled, however late). Only one process sweeps at a time on PostgreSQL (a transaction-level
-advisory lock); the unique `sla_alerts` constraint makes a second record impossible even if two raced.
+advisory lock: the others wait their turn, then find nothing left to do); the unique `sla_alerts` constraint makes a second record impossible even if two raced.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sau.extensions import db
 from sau.tickets import sla as ticket_sla
@@ -33,9 +33,16 @@ class SweepResult:
 
 
 def _acquire_lock() -> bool:
+    """Wait (30 s at most) for the sweep lock: a second sweeper runs after the first, on what is left."""
     if db.session.get_bind().dialect.name != "postgresql":
         return True  # SQLite serialises writers; one process owns the embedded database
-    return bool(db.session.execute(sa.text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY}).scalar())
+    db.session.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
+    try:
+        db.session.execute(sa.text("SELECT pg_advisory_xact_lock(:k)"), {"k": ADVISORY_LOCK_KEY})
+    except OperationalError:
+        log.warning("SLA sweep lock not obtained within 30 s; skipping this tick")
+        return False
+    return True
 
 
 def _due(kind: str, now: datetime, limit: int) -> list[Ticket]:

@@ -1,0 +1,178 @@
+"""Realistic volumes for benchmarks: the 58 communes of the Métropole weighted by population, 4 services,
+N tickets over M months with their events, SLA fields computed by the pure engine (as the app stores them).
+
+    .venv/bin/python -m bench.datagen postgresql+psycopg://…/db --tickets 1000000 --months 24
+
+Bulk-loaded with PostgreSQL COPY (the schema comes from the migrations, the reference data from demo.json).
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from sla import BusinessCalendar, SlaEvent, SlaPolicy, compute_sla
+
+SERVICES = ("toodego", "laclasse", "grandlyon-connect", "data-grandlyon")
+SERVICE_WEIGHTS = (0.55, 0.2, 0.2, 0.05)
+PRIORITIES = ("bloquant", "majeur", "mineur", None)
+PRIORITY_WEIGHTS = (0.1, 0.3, 0.4, 0.2)
+TICKET_COLUMNS = (
+    "id", "reference", "kind", "service_id", "commune_id", "organisation_id", "level", "routing_reason",
+    "needs_triage", "subject", "description", "requester_email", "status", "priority", "created_at", "updated_at",
+    "first_response_at", "resolved_at", "closed_at", "priority_set_at", "sla_deadline_at", "sla_at_risk_at",
+    "sla_breach_at", "sla_state", "sla_met", "sla_paused", "version",
+)
+EVENT_COLUMNS = ("ticket_id", "type", "at", "actor_label", "is_public", "data")
+
+
+def _copy_value(value: Any) -> str:
+    if value is None:
+        return r"\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    text = str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+
+
+def _row(values: tuple[Any, ...]) -> str:
+    return "\t".join(_copy_value(v) for v in values) + "\n"
+
+
+def setup_schema(url: str) -> Any:
+    from flask_migrate import upgrade
+
+    from sau import create_app
+    from sau.clock import now_utc
+    from sau.extensions import db
+    from sau.orgs.loader import DEMO_FILE, load_file
+
+    app = create_app("test", {"SQLALCHEMY_DATABASE_URI": url})
+    with app.app_context():
+        upgrade()
+        load_file(DEMO_FILE, now_utc())
+        db.session.commit()
+    return app
+
+
+def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime | None = None,
+             with_events: bool = True, open_share: float = 0.03) -> dict[str, float]:
+    """Fill the database; returns timings. `open_share`: share of tickets still open (recent ones)."""
+    rng = random.Random(seed)
+    now = now or datetime.now(UTC)
+    app = setup_schema(url)
+    from sau.extensions import db
+
+    started = time.perf_counter()
+    with app.app_context():
+        conn = db.engine.raw_connection()
+        communes = [(r[0], r[1] or 1) for r in db.session.execute(
+            sa.text("SELECT id, population FROM organisations WHERE kind = 'commune' ORDER BY code"))]
+        metropole = db.session.execute(sa.text("SELECT id FROM organisations WHERE kind = 'metropole'")).scalar_one()
+        services = dict(db.session.execute(sa.text("SELECT code, id FROM services")).all())
+        start_id = (db.session.execute(sa.text("SELECT coalesce(max(id), 0) FROM tickets")).scalar_one()) + 1
+    commune_ids = [c[0] for c in communes]
+    weights = [c[1] for c in communes]
+    cal = BusinessCalendar()
+    policy = SlaPolicy()
+    span = timedelta(days=30.44 * months)
+    origin = now - span
+    counters: dict[int, int] = {}
+    tbuf, ebuf = io.StringIO(), io.StringIO()
+    cur = conn.cursor()
+
+    def flush() -> None:
+        with cur.copy(f"COPY tickets ({', '.join(TICKET_COLUMNS)}) FROM STDIN") as copy:
+            copy.write(tbuf.getvalue())
+        if with_events:
+            with cur.copy(f"COPY ticket_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+                copy.write(ebuf.getvalue())
+        conn.commit()
+        tbuf.seek(0)
+        tbuf.truncate()
+        ebuf.seek(0)
+        ebuf.truncate()
+
+    times = sorted(origin + span * rng.random() for _ in range(tickets))
+    for i, created in enumerate(times):
+        tid = start_id + i
+        commune = rng.choices(commune_ids, weights)[0]
+        service = rng.choices(SERVICES, SERVICE_WEIGHTS)[0]
+        priority = rng.choices(PRIORITIES, PRIORITY_WEIGHTS)[0]
+        year = created.year
+        counters[year] = counters.get(year, 0) + 1
+        reference = f"SAU-{year}-{counters[year]:06d}"
+        events = [("ticket.created", created, {}), ("ticket.routed", created, {})]
+        sla_events = []
+        priority_at = None
+        if priority:
+            priority_at = cal.add_business_time(created, timedelta(minutes=rng.randint(5, 240)))
+            events.append(("priority.set", priority_at, {"before": None, "after": priority}))
+            sla_events.append(SlaEvent(priority_at, "priority_set", priority))
+        is_open = (now - created) < span * open_share * 2 and rng.random() < 0.5
+        resolved_at = None
+        if not is_open:
+            base = priority_at or created
+            # Mostly within the target, sometimes late: about 96 % met for committed tickets.
+            hours = rng.expovariate(1 / 5) if rng.random() < 0.96 else rng.uniform(8, 60)
+            if priority == "majeur":
+                hours *= 2.5
+            resolved_at = cal.add_business_time(base, timedelta(hours=hours))
+            if resolved_at > now:
+                resolved_at = None
+        if resolved_at:
+            events.append(("ticket.resolved", resolved_at, {"resolution_note": "Résolu."}))
+            sla_events.append(SlaEvent(resolved_at, "resolved"))
+        state = compute_sla(sla_events, now, cal, policy, explain=False)
+        status = "clos" if resolved_at and (now - resolved_at).days > 15 else ("resolu" if resolved_at else
+                                                                               rng.choice(["nouveau", "en_cours"]))
+        updated = max(e[1] for e in events)
+        tbuf.write(_row((
+            tid, reference, "demande", services[service], commune,
+            commune if service == "toodego" and rng.random() < 0.4 else metropole, 1, "Règle de démonstration",
+            False, f"Demande {tid}", "Description générée pour les mesures de performance.",
+            f"usager{tid % 50000}@example.org", status, priority, created, updated,
+            priority_at, resolved_at, resolved_at if status == "clos" else None, priority_at,
+            state.deadline_at, state.at_risk_at, state.breach_at, state.state, state.met,
+            state.is_paused and state.state != "depasse", 1,
+        )))
+        if with_events:
+            for type_, at, data in events:
+                ebuf.write(_row((tid, type_, at, "Générateur", True, json.dumps(data))))
+        if (i + 1) % 50_000 == 0:
+            flush()
+    flush()
+    for year, last in counters.items():
+        cur.execute("INSERT INTO reference_counters (year, last_number) VALUES (%s, %s) "
+                    "ON CONFLICT (year) DO UPDATE SET last_number = EXCLUDED.last_number", (year, last))
+    cur.execute(f"SELECT setval(pg_get_serial_sequence('tickets', 'id'), {start_id + tickets})")
+    conn.commit()
+    load_s = time.perf_counter() - started
+    t = time.perf_counter()
+    cur.execute("ANALYZE")
+    conn.commit()
+    conn.close()
+    return {"tickets": tickets, "load_seconds": load_s, "analyze_seconds": time.perf_counter() - t}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("url")
+    parser.add_argument("--tickets", type=int, default=100_000)
+    parser.add_argument("--months", type=int, default=24)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-events", action="store_true")
+    args = parser.parse_args()
+    print(generate(args.url, args.tickets, args.months, args.seed, with_events=not args.no_events))
+
+
+if __name__ == "__main__":
+    main()
