@@ -50,12 +50,15 @@ class BaseConfig:
     SESSION_COOKIE_SAMESITE = "Lax"
     SESSION_COOKIE_SECURE = _env_bool("SESSION_COOKIE_SECURE", False)
     REMEMBER_COOKIE_HTTPONLY = True
+    # Absolute timeout: a session ends this long after sign-in whatever the activity; idle timeout below.
     PERMANENT_SESSION_LIFETIME = timedelta(hours=_env_int("SESSION_ABSOLUTE_HOURS", 12))
+    SESSION_IDLE_MINUTES = _env_int("SESSION_IDLE_MINUTES", 30)
     WTF_CSRF_TIME_LIMIT = None  # bounded by the session lifetime instead
     DEV_LOGIN = False
     # Rate limits (Flask-Limiter syntax).
     RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_HELP_FORM = _env("RATELIMIT_HELP_FORM", "20 per minute")
+    RATELIMIT_SIGN_IN = _env("RATELIMIT_SIGN_IN", "10 per minute")
     RATELIMIT_ENABLED = True
     RATELIMIT_HEADERS_ENABLED = True
     # Mail (used by notifications).
@@ -70,6 +73,18 @@ class BaseConfig:
     OIDC_CLIENT_ID = _env("OIDC_CLIENT_ID")
     OIDC_CLIENT_SECRET = _env("OIDC_CLIENT_SECRET")
     OIDC_ID_TOKEN_ALGS = _env("OIDC_ID_TOKEN_ALGS", "HS256")
+    OIDC_TOKEN_AUTH_METHOD = _env("OIDC_TOKEN_AUTH_METHOD", "client_secret_basic")  # or client_secret_post
+    OIDC_LABEL = _env("OIDC_LABEL", "GrandLyon Connect")
+    OIDC_AGENTS_ISSUER = _env("OIDC_AGENTS_ISSUER")
+    OIDC_AGENTS_CLIENT_ID = _env("OIDC_AGENTS_CLIENT_ID")
+    OIDC_AGENTS_CLIENT_SECRET = _env("OIDC_AGENTS_CLIENT_SECRET")
+    OIDC_AGENTS_ID_TOKEN_ALGS = _env("OIDC_AGENTS_ID_TOKEN_ALGS", "RS256")
+    OIDC_AGENTS_TOKEN_AUTH_METHOD = _env("OIDC_AGENTS_TOKEN_AUTH_METHOD", "client_secret_basic")
+    OIDC_AGENTS_LABEL = _env("OIDC_AGENTS_LABEL", "Compte agent")
+    OIDC_SCOPES = _env("OIDC_SCOPES", "openid profile email")
+    # Clock skew tolerated on exp/iat (seconds) and timeout of every call to a provider.
+    OIDC_LEEWAY_SECONDS = _env_int("OIDC_LEEWAY_SECONDS", 60)
+    OIDC_HTTP_TIMEOUT = _env_int("OIDC_HTTP_TIMEOUT", 10)
     # SLA policy (Toodego annex § 6.1.a): "à risque" from this share of the target; the convention's strict
     # reading does not pause the clock while waiting for the requester; a change of priority keeps the start.
     SLA_AT_RISK_RATIO = float(_env("SLA_AT_RISK_RATIO", "0.75") or 0.75)
@@ -126,17 +141,46 @@ def get_config(name: str | None = None) -> type[BaseConfig]:
         raise ConfigError(f"SAU_ENV inconnu : {name!r} (attendu : {', '.join(CONFIGS)})") from None
 
 
-def validate(config: dict[str, object]) -> None:
-    """Refuse unsafe production settings. Raises ConfigError."""
-    if config.get("ENV_NAME") != "production":
-        return
+OIDC_ALLOWED_ALGS = frozenset({"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "ES256", "ES384"})
+OIDC_PREFIXES = ("OIDC_", "OIDC_AGENTS_")
+
+
+def oidc_problems(config: dict[str, object]) -> list[str]:
+    """What is wrong with the OpenID Connect settings (any environment): half-configured providers, unknown
+    algorithms or `none`."""
     problems = []
-    secret = str(config.get("SECRET_KEY") or "")
-    if secret == BaseConfig.SECRET_KEY or len(secret) < 32:
-        problems.append("SECRET_KEY doit être défini et faire au moins 32 caractères")
-    if config.get("DEV_LOGIN"):
-        problems.append("la connexion de démonstration (DEV_LOGIN) est interdite en production")
-    if not (config.get("OIDC_ISSUER") and config.get("OIDC_CLIENT_ID")):
-        problems.append("OpenID Connect doit être configuré (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)")
+    for prefix in OIDC_PREFIXES:
+        issuer, client_id = config.get(f"{prefix}ISSUER"), config.get(f"{prefix}CLIENT_ID")
+        if not (issuer or client_id):
+            continue
+        if not (issuer and client_id and config.get(f"{prefix}CLIENT_SECRET")):
+            problems.append(f"{prefix}ISSUER, {prefix}CLIENT_ID et {prefix}CLIENT_SECRET vont ensemble")
+        algs = [a.strip() for a in str(config.get(f"{prefix}ID_TOKEN_ALGS") or "").split(",") if a.strip()]
+        if not algs:
+            problems.append(f"{prefix}ID_TOKEN_ALGS est vide")
+        unknown = [a for a in algs if a not in OIDC_ALLOWED_ALGS]
+        if unknown:
+            problems.append(f"{prefix}ID_TOKEN_ALGS contient des algorithmes refusés : {', '.join(unknown)}")
+        method = config.get(f"{prefix}TOKEN_AUTH_METHOD") or "client_secret_basic"
+        if method not in ("client_secret_basic", "client_secret_post"):
+            problems.append(f"{prefix}TOKEN_AUTH_METHOD doit valoir client_secret_basic ou client_secret_post")
+    return problems
+
+
+def validate(config: dict[str, object]) -> None:
+    """Refuse unsafe settings: inconsistent OpenID Connect settings anywhere; in production also the
+    development login, a default or short SECRET_KEY, or no OpenID Connect. Raises ConfigError."""
+    problems = oidc_problems(config)
+    if config.get("ENV_NAME") == "production":
+        secret = str(config.get("SECRET_KEY") or "")
+        if secret in (BaseConfig.SECRET_KEY, "dev-secret-key-change-me") or len(secret) < 32:
+            problems.append("SECRET_KEY doit être défini et faire au moins 32 caractères")
+        if config.get("DEV_LOGIN"):
+            problems.append("la connexion de démonstration (DEV_LOGIN) est interdite en production")
+        if not (config.get("OIDC_ISSUER") and config.get("OIDC_CLIENT_ID") and config.get("OIDC_CLIENT_SECRET")):
+            problems.append("OpenID Connect doit être configuré (OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)")
+        if not config.get("SESSION_COOKIE_SECURE"):
+            problems.append("les cookies de session doivent être Secure (SESSION_COOKIE_SECURE)")
     if problems:
-        raise ConfigError("Configuration de production refusée : " + " ; ".join(problems))
+        label = "de production " if config.get("ENV_NAME") == "production" else ""
+        raise ConfigError(f"Configuration {label}refusée : " + " ; ".join(problems))

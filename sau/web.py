@@ -93,8 +93,14 @@ def register_web(app: Flask) -> None:
     from sau.main_views import bp as main_bp
     from sau.usager.views import bp as usager_bp
 
-    for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, auth_bp, api_bp):
+    from sau.auth import sessions as auth_sessions
+    from sau.auth import tokens as auth_tokens
+    from sau.auth.admin_tokens import bp as admin_tokens_bp
+
+    for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp):
         app.register_blueprint(bp)
+    auth_sessions.init_app(app)  # idle and absolute timeouts, front-channel logout
+    auth_tokens.init_app(app)  # Bearer tokens on /api/ (after the session check: a token wins)
 
     @login_manager.user_loader
     def load_user(user_id: str) -> Any:
@@ -194,5 +200,6 @@ def register_web(app: Flask) -> None:
         return {
             "is_staff": policy.is_staff(user),
             "is_admin": policy.is_admin(user),
+            "can_manage_faq": policy.can_manage_faq(user),
             "dev_login_enabled": app.config.get("DEV_LOGIN", False),
         }

@@ -28,6 +28,7 @@ from sla.compliance import (
     ComplianceTicket,
     compliance_by,
     compute_compliance,
+    figures_from_counts,
 )
 from sla.policy import DEFAULT_TARGETS, PRIORITIES, PRIORITY_CHANGE_RULES, PriorityChange, SlaPolicy
 
@@ -59,4 +60,5 @@ __all__ = [
     "compliance_by",
     "compute_compliance",
     "compute_sla",
+    "figures_from_counts",
 ]

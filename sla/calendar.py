@@ -68,9 +68,9 @@ class _Span(NamedTuple):
 
     Two bucket indexes replace binary searches on the hot path: ``day_index[b]`` is the first period closing
     after ``low + b × 24 h``, ``hour_index[k]`` the first period whose ``cum_end`` reaches ``k`` business hours.
-    A lookup jumps to the bucket and then steps over the few periods in it. ``day_offsets[d]`` is the UTC offset
-    (µs) of local day ``first_day + d`` (days since 1970-01-01, local) when constant all day, ``None`` on days
-    with a DST transition: it converts a datetime already in the calendar's zone without a ``utcoffset`` call.
+    A lookup jumps to the bucket and then steps over the few periods in it. ``day_offsets`` maps a local day
+    (days since 1970-01-01) to its UTC offset in µs, for the days whose offset is constant (no DST change): it
+    converts a datetime already in the calendar's zone without a ``utcoffset()`` call.
     """
 
     # A named tuple rather than a dataclass: the hot path unpacks it in one step.
@@ -86,8 +86,7 @@ class _Span(NamedTuple):
     size: int
     first_year: int
     end_year: int
-    first_day: int
-    day_offsets: list[int | None]
+    day_offsets: dict[int, int]
 
 
 def _to_us(moment: datetime) -> int:
@@ -178,7 +177,8 @@ class BusinessCalendar:
             raise ValueError("a business calendar needs opening hours on at least one weekday")
         self.extra_closures: frozenset[date] = frozenset(extra_closures)
         self.exceptional_hours: Mapping[date, tuple[tuple[time, time], ...]] = {
-            day: _validate_hours(hours, f"exceptional hours of {day}") for day, hours in (exceptional_hours or {}).items()
+            day: _validate_hours(hours, f"exceptional hours of {day}")
+            for day, hours in (exceptional_hours or {}).items()
         }
         both = self.extra_closures & self.exceptional_hours.keys()
         if both:
@@ -269,6 +269,8 @@ class BusinessCalendar:
             for opening, closing in hours:
                 start = self._local_us(day, opening)
                 end = self._local_us(day + one_day, time(0)) if closing == time(0) else self._local_us(day, closing)
+                if closes and start < closes[-1]:
+                    start = closes[-1]  # wall-clock hours next to a DST change may overlap once made absolute
                 if end > start:  # an interval lying entirely in a DST gap is empty
                     opens.append(start)
                     closes.append(end)
@@ -319,20 +321,17 @@ class BusinessCalendar:
                 while cum_end[j] < hours_done:
                     j += 1
                 hour_index.append(j)
-            first_day = (date(first_year, 1, 1) - date(1970, 1, 1)).days
-            day_offsets: list[int | None] = []
+            day_offsets: dict[int, int] = {}
             midnight = low
-            for day_number in range(first_day, (date(end_year, 1, 1) - date(1970, 1, 1)).days):
-                next_midnight = self._local_us(date(1970, 1, 1) + timedelta(days=day_number + 1), time(0))
-                wall_midnight = day_number * _DAY_US
-                offset = wall_midnight - midnight
-                is_regular = next_midnight - midnight == _DAY_US
-                day_offsets.append(offset if is_regular else None)
+            unix_day = date(1970, 1, 1)
+            for day_number in range((date(first_year, 1, 1) - unix_day).days, (date(end_year, 1, 1) - unix_day).days):
+                next_midnight = self._local_us(unix_day + timedelta(days=day_number + 1), time(0))
+                if next_midnight - midnight == _DAY_US:  # a 24 h day: one offset all day long
+                    day_offsets[day_number] = day_number * _DAY_US - midnight
                 midnight = next_midnight
             span = _Span(
                 first_year=first_year,
                 end_year=end_year,
-                first_day=first_day,
                 day_offsets=day_offsets,
                 low=low,
                 high=high,
@@ -408,19 +407,20 @@ class BusinessCalendar:
         # The hot path (every deadline of every ticket): conversions and lookups are inlined, timedelta attributes
         # are cheaper than ``timedelta // timedelta``, and the span is unpacked once.
         span = self._span
+        tz = self.tz
         try:
-            if span is not None and start.tzinfo is self.tz:
+            offset = 0
+            if start.tzinfo is tz and span is not None:
                 # Already in the calendar's zone: same-tzinfo subtraction is wall-clock and needs no utcoffset()
-                # call; on days without a DST transition, the day's fixed offset gives the absolute instant.
+                # call; on days without a DST change, the day's fixed offset gives the absolute instant.
                 since_epoch = start - self._wall_epoch
-                day = since_epoch.days - span.first_day
-                offset = span.day_offsets[day] if 0 <= day < len(span.day_offsets) else None
-                if offset is None:
+                day_offset = span.day_offsets.get(since_epoch.days)
+                if day_offset is None:
                     since_epoch = start - _EPOCH
-                    offset = 0
+                else:
+                    offset = day_offset
             else:
                 since_epoch = start - _EPOCH
-                offset = 0
             start_us = (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000 + since_epoch.microseconds - offset
             delta_us = (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
         except (TypeError, AttributeError):
@@ -434,7 +434,7 @@ class BusinessCalendar:
         if span is None or not span.low <= start_us < span.high:
             span = self._span_for(start_us)
         while True:
-            low, _, day_index, opens, closes, cum, total, hour_index, cum_end, size, _, _, _, _ = span
+            low, _, day_index, opens, closes, cum, total, hour_index, cum_end, size, _, _, _ = span
             i = day_index[(start_us - low) // 86_400_000_000]
             while closes[i] <= start_us:
                 i += 1
@@ -452,7 +452,7 @@ class BusinessCalendar:
             # The first instant at which ``goal`` is reached: a goal met exactly at a closing stays there.
             result_us = closes[j] - cum_end[j] + goal
             if 0 <= result_us < _FAST_RESULT_LIMIT_US:
-                return datetime.fromtimestamp(result_us / 1_000_000, self.tz)
+                return datetime.fromtimestamp(result_us / 1_000_000, tz)
             return self._from_us(result_us)
 
     def _next_opening_us(self, instant_us: int) -> datetime:
@@ -464,6 +464,17 @@ class BusinessCalendar:
                 return self._from_us(max(opening, instant_us))
             span = self._extend_forward(span, 1)
 
+    def _instant_us(self, moment: datetime) -> int:
+        """Exact epoch microseconds of an aware datetime (the shortcut of ``add_business_time`` for datetimes
+        already in the calendar's zone); raises ``ValueError`` when it is naive."""
+        span = self._span
+        if span is not None and moment.tzinfo is self.tz:
+            since_epoch = moment - self._wall_epoch
+            offset = span.day_offsets.get(since_epoch.days)
+            if offset is not None:
+                return (since_epoch.days * 86_400 + since_epoch.seconds) * 1_000_000 + since_epoch.microseconds - offset
+        return _to_us(moment)
+
     def business_time_between(self, start: datetime, end: datetime) -> timedelta:
         """Return the business time in ``[start, end)``.
 
@@ -471,12 +482,12 @@ class BusinessCalendar:
             ValueError: either bound is naive, or ``end`` is before ``start`` (a negative duration is always a
                 caller's mistake here: order the bounds).
         """
-        start_us = _to_us(start)
-        end_us = _to_us(end)
+        start_us = self._instant_us(start)
+        end_us = self._instant_us(end)
         if end_us < start_us:
             raise ValueError(f"end {end.isoformat()} is before start {start.isoformat()}")
         span = self._span_covering(start_us, end_us)
-        return timedelta(microseconds=self._elapsed(span, end_us) - self._elapsed(span, start_us))
+        return timedelta(0, 0, self._elapsed(span, end_us) - self._elapsed(span, start_us))
 
     def business_intervals(self, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
         """Return the business periods inside ``[start, end)``, clipped to it, in the calendar's zone.

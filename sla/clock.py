@@ -294,7 +294,9 @@ def compute_sla(
     # Several events at the same instant leave empty phases; keep the last one: a clock started at ``now`` runs.
     phases = [p for i, p in enumerate(phases) if p.end != p.start or i == len(phases) - 1]
 
-    segments = [(p.start, now if p.end is None else p.end) for p in phases if p.kind == _COUNTING and not p.is_discarded]
+    segments = [
+        (p.start, now if p.end is None else p.end) for p in phases if p.kind == _COUNTING and not p.is_discarded
+    ]
     consumed = sum((calendar.business_time_between(start, end) for start, end in segments), timedelta(0))
     is_open = not is_resolved and not is_rejected
     current_kind = phase_kind() if priority is not None else None
@@ -335,7 +337,9 @@ def compute_sla(
     if is_running and open_segments:
         open_segments[-1] = (open_segments[-1][0], None)
     deadline = _reach(open_segments, target, calendar)
-    threshold = timedelta(microseconds=math.ceil((target // timedelta(microseconds=1)) * Fraction(str(policy.at_risk_ratio))))
+    threshold = timedelta(
+        microseconds=math.ceil((target // timedelta(microseconds=1)) * Fraction(str(policy.at_risk_ratio)))
+    )
     at_risk = _reach(open_segments, threshold, calendar)
     breach_at = _breach_at(open_segments, deadline, calendar)
 

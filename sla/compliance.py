@@ -31,6 +31,7 @@ __all__ = [
     "ComplianceTicket",
     "compliance_by",
     "compute_compliance",
+    "figures_from_counts",
 ]
 
 #: Priorities with a resolution commitment (Toodego annex § 6.1.a: mineur has "pas d'engagement").
@@ -118,24 +119,34 @@ def _as_fraction(target: Fraction | float | str) -> Fraction:
     return value
 
 
-def _figures(met: int, breached: int, still_open: int, target: Fraction) -> ComplianceFigures:
+def figures_from_counts(
+    met: int, breached: int, still_open: int, target: Fraction | float | str = DEFAULT_COMPLIANCE_TARGET
+) -> ComplianceFigures:
+    """Return the figures of a group from its counts (e.g. counted in SQL): compliance, conformity, budgets.
+
+    Raises:
+        ValueError: a negative count, or a target outside ]0, 1].
+    """
+    if min(met, breached, still_open) < 0:
+        raise ValueError(f"counts must not be negative, got met={met}, breached={breached}, open={still_open}")
+    goal = _as_fraction(target)
     decided = met + breached
-    # met / (decided + k) ≥ target  ⇔  k ≤ met / target − decided
-    error_budget = max(math.floor(met / target) - decided, 0)
+    # met / (decided + k) ≥ target  ⇔  k ≤ met / goal − decided
+    error_budget = max(math.floor(met / goal) - decided, 0)
     # (met + m) / (decided + m) ≥ target  ⇔  m × (1 − target) ≥ target × decided − met
     recovery_needed: int | None
-    if target == 1:
+    if goal == 1:
         recovery_needed = 0 if breached == 0 else None
     else:
-        recovery_needed = max(math.ceil((target * decided - met) / (1 - target)), 0)
+        recovery_needed = max(math.ceil((goal * decided - met) / (1 - goal)), 0)
     return ComplianceFigures(
         committed=decided + still_open,
         met=met,
         breached=breached,
         open=still_open,
         compliance=met / decided if decided else None,
-        target=float(target),
-        is_conforme=decided == 0 or Fraction(met, decided) >= target,
+        target=float(goal),
+        is_conforme=decided == 0 or Fraction(met, decided) >= goal,
         error_budget=error_budget,
         recovery_needed=recovery_needed,
     )
@@ -184,7 +195,7 @@ def compute_compliance(
             breached += 1
         else:
             still_open += 1
-    return _figures(met, breached, still_open, goal)
+    return figures_from_counts(met, breached, still_open, goal)
 
 
 def _by_commune(ticket: ComplianceTicket) -> str:

@@ -10,11 +10,10 @@ from wtforms import BooleanField, DateField, IntegerField, SelectField, StringFi
 from wtforms.meta import DefaultMeta
 from wtforms.validators import InputRequired, Length, Optional
 
+from sau.admin.operations import RULE_OFFERS
 from sau.auth.models import ROLES
 from sau.orgs.models import OFFERS
 from sau.routing.models import TARGETS
-
-from sau.admin.operations import RULE_OFFERS
 
 
 class AdminForm(FlaskForm):
@@ -52,9 +51,15 @@ class FrDateField(DateField):
             raise ValueError("Date invalide : utilisez le format JJ/MM/AAAA ou AAAA-MM-JJ.") from None
 
 
-def _date(label: str, required: bool = False) -> FrDateField:
-    validators: list[Any] = [InputRequired(message=f"Indiquez la {label.lower()}.")] if required else [Optional()]
-    return FrDateField(label, validators=validators, format=["%Y-%m-%d", "%d/%m/%Y"])
+# Plain text inputs (styled like the others, predictable for assistive technologies) rather than the
+# browsers' number and date widgets.
+NUMBER = {"inputmode": "numeric", "type": "text", "size": 8}
+DATE = {"type": "text", "inputmode": "numeric", "autocomplete": "off", "size": 12}
+
+
+def _date(label: str, required_message: str | None = None) -> FrDateField:
+    validators: list[Any] = [InputRequired(message=required_message)] if required_message else [Optional()]
+    return FrDateField(label, validators=validators, format=["%d/%m/%Y", "%Y-%m-%d"], render_kw=DATE)
 
 
 def _required(message: str) -> InputRequired:
@@ -69,7 +74,7 @@ class CommuneForm(AdminForm):
     code = StringField("Code INSEE", validators=[_required("Indiquez le code INSEE."), Length(max=20)],
                        render_kw={"inputmode": "numeric", "autocomplete": "off", "size": 6})
     name = StringField("Nom", validators=[_required("Indiquez le nom de la commune."), Length(max=200)])
-    population = FrIntegerField("Population (facultatif)", validators=[Optional()], render_kw={"inputmode": "numeric"})
+    population = FrIntegerField("Population (facultatif)", validators=[Optional()], render_kw=NUMBER)
 
 
 class ServiceForm(AdminForm):
@@ -83,24 +88,33 @@ class ServiceForm(AdminForm):
 
 
 class CategoryForm(AdminForm):
-    code = StringField("Code", validators=[Optional(), Length(max=40)], render_kw={"autocomplete": "off"})
     label = StringField("Libellé", validators=[_required("Indiquez le libellé."), Length(max=200)])
     position = FrIntegerField("Ordre d'affichage", validators=[_required("Indiquez l'ordre d'affichage.")],
-                              default=0, render_kw={"inputmode": "numeric"})
+                              default=0, render_kw=NUMBER)
     requires_commune = BooleanField("La commune est obligatoire pour cette catégorie (téléservice communal)")
 
 
+class NewCategoryForm(CategoryForm):
+    code = StringField("Code", validators=[_required("Indiquez le code de la catégorie."), Length(max=40)],
+                       render_kw={"autocomplete": "off"})
+
+
 class SubscriptionForm(AdminForm):
-    commune = SelectField("Commune", validators=[_required("Choisissez une commune.")])
-    service = SelectField("Service", validators=[_required("Choisissez un service.")])
+    """Editing a subscription: its commune and service are fixed (end it and create another to change them)."""
+
     offer = SelectField("Offre Toodego", choices=[("", "— Sans objet (autre service) —")] + list(OFFERS.items()),
                         validators=[Optional()])
-    starts_on = _date("Date de début", required=True)
+    starts_on = _date("Date de début", "Indiquez la date de début de l'adhésion.")
     ends_on = _date("Date de fin (facultatif)")
 
 
+class NewSubscriptionForm(SubscriptionForm):
+    commune = SelectField("Commune", validators=[_required("Choisissez une commune.")])
+    service = SelectField("Service", validators=[_required("Choisissez un service.")])
+
+
 class EndSubscriptionForm(AdminForm):
-    ends_on = _date("Dernier jour de l'adhésion", required=True)
+    ends_on = _date("Dernier jour de l'adhésion", "Indiquez le dernier jour de l'adhésion.")
 
 
 class SchoolForm(AdminForm):
@@ -118,7 +132,7 @@ class SchoolAdminForm(AdminForm):
 
 class RoutingRuleForm(AdminForm):
     position = FrIntegerField("Position", validators=[_required("Indiquez la position.")],
-                              render_kw={"inputmode": "numeric"})
+                              render_kw=NUMBER)
     name = StringField("Nom", validators=[_required("Indiquez le nom de la règle."), Length(max=200)])
     service = SelectField("Service", validators=[Optional()])
     category_code = SelectField("Catégorie", validators=[Optional()])

@@ -41,6 +41,17 @@ ACTION_LABELS = {
     "faq.unpublished": "Question fréquente dépubliée",
     "faq.deleted": "Question fréquente supprimée",
 }
+# French names of the fields recorded in `data`, for the journal page.
+FIELD_LABELS = {
+    "code": "code", "name": "nom", "population": "population", "is_active": "active", "description": "description",
+    "has_sau": "SAU", "no_sau_reason": "motif d'absence de SAU", "asks_commune": "demande la commune",
+    "asks_school": "demande l'établissement", "service": "service", "label": "libellé", "position": "position",
+    "requires_commune": "commune obligatoire", "commune": "commune", "offer": "offre", "starts_on": "début",
+    "ends_on": "fin", "uai": "code UAI", "school": "établissement", "user": "compte", "user_id": "n° de compte",
+    "category": "catégorie", "target": "cible", "target_organisation": "organisation désignée", "level": "niveau",
+    "reason": "motif", "organisation": "organisation", "role": "rôle", "question": "question", "answer": "réponse",
+    "keywords": "mots-clés", "is_published": "publiée",
+}
 
 
 class AuditEvent(db.Model):

@@ -20,9 +20,9 @@ from sau.errors import ValidationFailed
 from sau.extensions import db
 from sau.faq.models import FaqEntry
 from sau.orgs.models import (
+    OFFERS,
     ORG_COMMUNE,
     ORG_METROPOLE,
-    OFFERS,
     Category,
     Organisation,
     School,

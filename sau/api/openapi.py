@@ -101,6 +101,17 @@ def openapi_document() -> dict[str, Any]:
             "/me": {"get": {"summary": "L'utilisateur connecté", "responses": {"200": {"description": "Moi"},
                                                                                "401": ERRORS["401"]}}},
             "/services": {"get": {"summary": "Services et catégories", "responses": {"200": {"description": "Liste"}}}},
+            "/reports/sla": {"get": {
+                "summary": "Respect des délais par commune sur une période (objectif 95 %)",
+                "parameters": [{"name": n, "in": "query", "required": False, "schema": {"type": "string"},
+                                "description": d} for n, d in (
+                    ("period", "AAAA-MM, AAAA-T1 à AAAA-T4 ou AAAA (défaut : le mois en cours)"),
+                    ("start", "AAAA-MM-JJ (avec end)"), ("end", "AAAA-MM-JJ, inclus"),
+                    ("service", "code du service"), ("priority", "bloquant ou majeur"),
+                    ("kind", "demande ou incident"))],
+                "responses": {"200": {"description": "Engagés, respectés, dépassés, taux et objectif par commune"},
+                              "401": ERRORS["401"], "403": ERRORS["403"], "422": ERRORS["422"]},
+            }},
         },
         "components": {
             "schemas": components,

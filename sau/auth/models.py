@@ -30,6 +30,8 @@ class User(UserMixin, db.Model):
     family_name: Mapped[str] = mapped_column(sa.String(100), default="")
     is_active_account: Mapped[bool] = mapped_column(default=True)
     is_identity_certified: Mapped[bool] = mapped_column(default=False)
+    # Updated from the provider's `email_verified` claim at each sign-in.
+    is_email_verified: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     created_at: Mapped[datetime]
     last_seen_at: Mapped[datetime | None]
 
@@ -89,6 +91,64 @@ class Membership(db.Model):
     @property
     def role_label(self) -> str:
         return ROLES.get(self.role, self.role)
+
+
+API_SCOPES = {
+    "requests:write": "Créer des demandes d'aide",
+    "tickets:read": "Lire les tickets de l'organisation",
+    "tickets:write": "Traiter les tickets de l'organisation (priorité, commentaires, statut…)",
+}
+
+
+class ApiToken(db.Model):
+    """A machine client's credential (e.g. a Connecté commune's GRU connector), per organisation.
+
+    The secret is shown once at creation; only its SHA-256 is stored (the secret is 256 random bits, so a
+    plain hash is enough: no dictionary to attack). The token acts through its own technical account, an
+    agent of the organisation, so the one policy layer applies to it as to anyone; scopes narrow it further.
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(sa.ForeignKey("organisations.id"), index=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(sa.String(100))
+    prefix: Mapped[str] = mapped_column(sa.String(16))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    scopes: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime]
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+    organisation: Mapped["Organisation"] = relationship()  # noqa: F821
+    user: Mapped[User] = relationship(foreign_keys=[user_id])
+
+    @property
+    def scope_set(self) -> frozenset[str]:
+        return frozenset(self.scopes.split())
+
+    @property
+    def is_revoked(self) -> bool:
+        return self.revoked_at is not None
+
+
+class LoginSession(db.Model):
+    """A signed-in session, server side: lets the provider end it (front-channel logout by issuer and `sid`)
+    even when the browser does not send our cookie, and lets us end every session of an account."""
+
+    __tablename__ = "login_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    issuer: Mapped[str] = mapped_column(sa.String(500))
+    sid: Mapped[str | None] = mapped_column(sa.String(255))
+    created_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+
+    __table_args__ = (sa.Index("ix_login_sessions_issuer_sid", "issuer", "sid"),)
 
 
 from sau.orgs.models import Organisation, Service  # noqa: E402,F401

@@ -125,3 +125,8 @@ def report_commune_ids(user: User) -> set[int] | None:
     if is_admin(user) or any(m.role == ROLE_MANAGER and m.organisation.kind == ORG_METROPOLE for m in _memberships(user)):
         return None
     return {m.organisation_id for m in _memberships(user) if m.role == ROLE_MANAGER}
+
+
+def can_manage_api_tokens(user: User | None) -> bool:
+    """API tokens of every organisation are created and revoked by Métropole admins."""
+    return is_admin(user)

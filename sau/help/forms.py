@@ -12,9 +12,12 @@ DESCRIPTION_MAX = 10_000
 class HelpRequestForm(FlaskForm):
     service = HiddenField()
     page_url = HiddenField(validators=[Optional(), Length(max=2000, message="Adresse de page trop longue.")])
-    category = SelectField("Catégorie", validators=[InputRequired(message="Choisissez une catégorie.")])
-    commune = SelectField("Commune concernée", validators=[Optional()])
-    school = SelectField("Établissement scolaire", validators=[Optional()])
+    # The codes are checked by sau.help.intake (French messages shared with the API), not by WTForms' English
+    # "Not a valid choice".
+    category = SelectField("Catégorie", validators=[InputRequired(message="Choisissez une catégorie.")],
+                           validate_choice=False)
+    commune = SelectField("Commune concernée", validators=[Optional()], validate_choice=False)
+    school = SelectField("Établissement scolaire", validators=[Optional()], validate_choice=False)
     subject = StringField(
         "Objet de votre demande",
         validators=[

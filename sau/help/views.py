@@ -70,7 +70,12 @@ def help_form() -> Any:
             form.email.data = current_user.email
     query = request.args.get("q", "") or (form.subject.data or "")
     faq = faq_search(service, query)
-    if request.method == "POST" and form.validate_on_submit():
+    is_valid = request.method == "POST" and form.validate_on_submit()
+    if request.method == "POST" and not current_user.is_authenticated and not (form.email.data or "").strip():
+        # Checked with the other fields so that every error shows at once.
+        form.email.errors = [*form.email.errors, "Indiquez votre adresse e-mail pour être tenu informé."]
+        is_valid = False
+    if is_valid:
         try:
             ticket, token = _submit(form, service, now)
         except ValidationFailed as exc:
@@ -83,7 +88,7 @@ def help_form() -> Any:
             return redirect(url_for("help.thanks", reference=ticket.reference), code=303)
     status = 422 if request.method == "POST" else 200
     return render_template("help/form.html", form=form, service=service, faq=faq, query=query,
-                           max_mb=current_app.config["MAX_ATTACHMENT_BYTES"] // (1024 * 1024),
+                           max_size=att.size_label(current_app.config["MAX_ATTACHMENT_BYTES"]),
                            max_files=current_app.config["MAX_ATTACHMENTS"], allowed=att.ALLOWED_LABEL), status
 
 

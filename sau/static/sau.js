@@ -1,6 +1,13 @@
 /* Progressive enhancement only: every page works without JavaScript. */
 (function () {
   "use strict";
+  // After a refused submission, move focus to the error summary so that it is read first (RGAA 11.10).
+  var summary = document.getElementById("resume-erreurs");
+  if (summary) { summary.focus(); }
+})();
+
+(function () {
+  "use strict";
   // Live FAQ suggestions while the usager types the subject of their request.
   var box = document.getElementById("faq-suggestions");
   var source = document.querySelector("[data-faq-source]");

@@ -121,6 +121,15 @@ class Ticket(db.Model):
     __mapper_args__ = {"version_id_col": version}
     __table_args__ = (
         sa.Index("ix_tickets_queue", "organisation_id", "status", "created_at"),
+        # Compliance reports (sau/reports/compliance.py) read committed tickets by deadline: on PostgreSQL a
+        # partial covering index answers them with an index-only scan.
+        sa.Index(
+            "ix_tickets_compliance", "sla_deadline_at",
+            postgresql_include=["commune_id", "service_id", "kind", "priority", "sla_met", "sla_paused",
+                                "sla_breach_at", "sla_state"],
+            postgresql_where=sa.text("priority IN ('bloquant', 'majeur') AND sla_state <> 'sans_engagement' "
+                                     "AND commune_id IS NOT NULL"),
+        ),
         sa.CheckConstraint("level IN (1, 2)", name="level"),
         sa.CheckConstraint(
             "status IN ('nouveau', 'en_cours', 'en_attente', 'resolu', 'clos', 'rejete', 'doublon')", name="status"

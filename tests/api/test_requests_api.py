@@ -248,6 +248,13 @@ def test_unreadable_body_is_a_json_error(app, client, raw, content_type, status,
     assert ticket_count(app) == 0
 
 
+@pytest.mark.parametrize("raw", [b"[]", b"42", b"null", b'"texte"'])
+def test_non_object_json_says_an_object_is_expected(client, raw):
+    error = assert_json_error(client.post(URL, data=raw, content_type="application/json"), 422, "validation_error")
+    assert error["message"] == "Le corps de la requête doit être un objet JSON."
+    assert error["fields"] == {"body": "Un objet JSON est attendu."}
+
+
 def test_json_content_type_with_charset_is_accepted(client):
     import json
 

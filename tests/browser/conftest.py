@@ -39,6 +39,13 @@ DEMO_NAMES = {
 }
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The LiveServer's threads share the test database, a SQLite file: the Makefile runs these tests on
+    SQLite only. Skipped here, before any fixture, so that no PostgreSQL cluster is started for nothing."""
+    if db_kind() != "sqlite":
+        pytest.skip("browser tests run on SQLite only")
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not os.access(chromium_path(), os.X_OK):
@@ -60,8 +67,6 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture()
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The session app served over HTTP; links sent outside the app (the embed script) point to it."""
-    if db_kind() != "sqlite":
-        pytest.skip("browser tests run on SQLite only (the Makefile runs them there)")
     with LiveServer(app) as server:
         app.config["PUBLIC_URL"] = server.url  # restored by the app fixture
         yield server

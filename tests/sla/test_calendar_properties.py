@@ -1,7 +1,8 @@
 """Property tests: the business calendar agrees with the brute-force minute-by-minute oracle.
 
-About 10,000 oracle comparisons in all (see each ``max_examples``), starts between 2024 and 2030 expressed in
-zones from UTC−10 to UTC+14, with deliberate weight on opening/closing minutes and DST nights.
+10,100 random cases against the oracle in all (12,600 comparisons; see each ``max_examples``), starts between
+2024 and 2030 expressed in zones from UTC−10 to UTC+14, with deliberate weight on opening/closing minutes and
+DST nights; then cheaper engine-only properties.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def minutes(high: int) -> st.SearchStrategy[timedelta]:
 
 
 @settings(PROPERTY, max_examples=4000)
-@given(start=instants(), delta=minutes(16 * 60))
+@given(start=instants(), delta=minutes(12 * 60))
 def test_add_business_time_matches_oracle(start: datetime, delta: timedelta) -> None:
     result = PARIS_CALENDAR.add_business_time(start, delta)
     assert result == PARIS_ORACLE.add(start, delta)
@@ -96,7 +97,7 @@ def test_add_business_time_over_weeks_matches_oracle(start: datetime, delta: tim
 
 
 @settings(PROPERTY, max_examples=3000)
-@given(start=instants(), length=st.integers(0, 4 * 1440))
+@given(start=instants(), length=st.integers(0, 3 * 1440))
 def test_business_time_between_matches_oracle(start: datetime, length: int) -> None:
     end = start + timedelta(minutes=length)
     assert PARIS_CALENDAR.business_time_between(start, end) == PARIS_ORACLE.between(start, end)
@@ -113,8 +114,8 @@ def test_business_time_between_over_weeks_matches_oracle(start: datetime, length
 @given(
     pair=st.sampled_from(CALENDARS),
     start=instants(),
-    delta=minutes(24 * 60),
-    length=st.integers(0, 3 * 1440),
+    delta=minutes(16 * 60),
+    length=st.integers(0, 2 * 1440),
 )
 def test_other_calendars_match_oracle(
     pair: tuple[BusinessCalendar, OracleCalendar], start: datetime, delta: timedelta, length: int
@@ -128,7 +129,7 @@ def test_other_calendars_match_oracle(
 # Engine-only properties (no oracle): cheap, so they also cover microseconds and much longer durations.
 
 
-@settings(PROPERTY, max_examples=1000)
+@settings(PROPERTY, max_examples=400)
 @given(
     start=instants(),
     extra=st.integers(0, 59_999_999),
