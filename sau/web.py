@@ -96,9 +96,15 @@ def register_web(app: Flask) -> None:
     from sau.auth import sessions as auth_sessions
     from sau.auth import tokens as auth_tokens
     from sau.auth.admin_tokens import bp as admin_tokens_bp
+    from sau.notify.views import admin_bp as notify_admin_bp
+    from sau.notify.views import bp as notify_bp
 
-    for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp):
+    for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp, notify_bp,
+               notify_admin_bp):
         app.register_blueprint(bp)
+    from sau.api import idempotency
+
+    idempotency.init_app(app)  # Idempotency-Key on every POST of /api/v1
     auth_sessions.init_app(app)  # idle and absolute timeouts, front-channel logout
     auth_tokens.init_app(app)  # Bearer tokens on /api/ (after the session check: a token wins)
 

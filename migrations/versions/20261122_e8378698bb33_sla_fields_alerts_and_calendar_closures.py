@@ -23,6 +23,8 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('day', sa.Date(), nullable=False),
     sa.Column('label', sa.String(length=200), nullable=False),
+    sa.Column('opens_at', sa.Time(), nullable=True),
+    sa.Column('closes_at', sa.Time(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_calendar_closures')),
     sa.UniqueConstraint('day', name=op.f('uq_calendar_closures_day'))
     )

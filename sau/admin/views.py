@@ -750,3 +750,5 @@ def faq_delete(entry_id: int) -> Any:
     return _action(lambda: ops.delete_faq(_actor(), now_utc(), entry), "Question supprimée.",
                    url_for("admin.faq_list", service=code), _faq_page)
 
+
+from sau.admin import calendar as _calendar  # noqa: E402,F401  (its routes belong to this blueprint)

@@ -1,7 +1,7 @@
 """Reference data: organisations (the Métropole, communes), services, subscriptions, schools, categories."""
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -80,13 +80,20 @@ class Service(db.Model):
 
 
 class CalendarClosure(db.Model):
-    """An extra closed day of the business calendar (e.g. a bridge day), on top of French public holidays."""
+    """A day of the business calendar that differs from the usual Monday–Friday 9:00–17:00 (on top of French
+    public holidays): closed all day (e.g. a bridge day) when no hours are set, or open at exceptional hours."""
 
     __tablename__ = "calendar_closures"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     day: Mapped[date] = mapped_column(unique=True)
     label: Mapped[str] = mapped_column(sa.String(200), default="")
+    opens_at: Mapped[time | None]
+    closes_at: Mapped[time | None]
+
+    @property
+    def is_closed(self) -> bool:
+        return self.opens_at is None
 
 
 class Category(db.Model):

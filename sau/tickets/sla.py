@@ -7,7 +7,7 @@ and recomputed after every event. `sau sla-recompute` checks that every stored v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -42,17 +42,35 @@ CLOCK_EVENTS = {
 }
 STORED_FIELDS = ("sla_deadline_at", "sla_at_risk_at", "sla_breach_at", "sla_state", "sla_met", "sla_paused")
 
-_calendars: dict[frozenset[date], BusinessCalendar] = {}
+_calendars: dict[tuple[Any, ...], BusinessCalendar] = {}
 _policies: dict[tuple[Any, ...], SlaPolicy] = {}
 
 
 def calendar() -> BusinessCalendar:
-    """The Métropole's business calendar with the closures configured in the database (cached per set)."""
-    closures = frozenset(db.session.scalars(sa.select(CalendarClosure.day)))
-    cal = _calendars.get(closures)
+    """The Métropole's business calendar with the closures and exceptional hours configured by admins
+    (cached per configuration)."""
+    rows = db.session.execute(
+        sa.select(CalendarClosure.day, CalendarClosure.opens_at, CalendarClosure.closes_at).order_by(CalendarClosure.day)
+    ).all()
+    key = tuple(rows)
+    cal = _calendars.get(key)
     if cal is None:
-        cal = _calendars[closures] = BusinessCalendar(extra_closures=closures)
+        closures = [r.day for r in rows if r.opens_at is None]
+        exceptional = {r.day: ((r.opens_at, r.closes_at),) for r in rows if r.opens_at is not None}
+        cal = _calendars[key] = BusinessCalendar(extra_closures=closures, exceptional_hours=exceptional)
     return cal
+
+
+def recompute_open(now: datetime) -> int:
+    """After a change of calendar or targets: store the new SLA figures of every open ticket."""
+    count = 0
+    for ticket in db.session.scalars(sa.select(Ticket).where(Ticket.sla_met.is_(None),
+                                                             Ticket.sla_deadline_at.is_not(None))):
+        values = stored_values(compute(ticket, now, explain=False))
+        db.session.execute(sa.update(Ticket).where(Ticket.id == ticket.id).values(**values)
+                           .execution_options(synchronize_session=False))
+        count += 1
+    return count
 
 
 def policy_for(service: Service) -> SlaPolicy:
