@@ -5,25 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, DateField, IntegerField, SelectField, StringField, TextAreaField
-from wtforms.meta import DefaultMeta
 from wtforms.validators import InputRequired, Length, Optional
 
 from sau.admin.operations import RULE_OFFERS
 from sau.auth.models import ROLES
+from sau.forms import FrenchForm
 from sau.orgs.models import OFFERS
 from sau.routing.models import TARGETS
 
 
-class AdminForm(FlaskForm):
-    """WTForms' own French messages (Flask-WTF would need Flask-Babel for them)."""
-
-    class Meta:
-        locales = ("fr_FR", "fr")
-
-        def get_translations(self, form: Any) -> Any:
-            return DefaultMeta.get_translations(self, form)  # type: ignore[arg-type]
+class AdminForm(FrenchForm):
+    """The administration's forms (French messages, CSRF)."""
 
 
 class FrIntegerField(IntegerField):

@@ -1,10 +1,10 @@
 """Forms of the agent workspace. Each carries the ticket version read by the agent (optimistic locking)."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import BooleanField, HiddenField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional
 
+from sau.forms import FrenchForm as FlaskForm
 from sau.tickets.models import PRIORITIES
 
 TEXT_MAX = 20_000

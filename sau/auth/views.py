@@ -16,7 +16,6 @@ from urllib.parse import urlsplit
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import HiddenField, SelectField
 from wtforms.validators import InputRequired
 
@@ -25,6 +24,7 @@ from sau.auth import sessions as auth_sessions
 from sau.auth.models import Identity, User
 from sau.clock import now_utc
 from sau.extensions import db, limiter
+from sau.forms import FrenchForm as FlaskForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 DEV_ISSUER = "urn:sau:dev"

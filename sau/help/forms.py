@@ -1,9 +1,10 @@
 """The help request form ("demande d'aide")."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import EmailField, HiddenField, MultipleFileField, SelectField, StringField, TextAreaField
 from wtforms.validators import Email, InputRequired, Length, Optional
+
+from sau.forms import FrenchForm as FlaskForm
 
 SUBJECT_MAX = 200
 DESCRIPTION_MAX = 10_000
