@@ -158,8 +158,9 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
     load_s = time.perf_counter() - started
     t = time.perf_counter()
     conn.commit()
-    conn.autocommit = True
-    cur.execute("VACUUM ANALYZE")  # sets the visibility map, as autovacuum would, for index-only scans
+    raw = conn.driver_connection  # the psycopg connection behind SQLAlchemy's pool proxy
+    raw.autocommit = True
+    raw.execute("VACUUM ANALYZE")  # sets the visibility map, as autovacuum would, for index-only scans
     conn.close()
     return {"tickets": tickets, "load_seconds": load_s, "analyze_seconds": time.perf_counter() - t}
 
