@@ -68,6 +68,14 @@ class BaseConfig:
     SMTP_PASSWORD = _env("SMTP_PASSWORD")
     SMTP_SECURITY = _env("SMTP_SECURITY", "none")
     MAIL_FROM = _env("MAIL_FROM", "SAU Métropole de Lyon <sau@grandlyon.example>")
+    SMTP_TIMEOUT = _env_int("SMTP_TIMEOUT", 10)
+    # Notification outbox: retries with exponential backoff, dead-letter after NOTIFY_MAX_ATTEMPTS attempts.
+    NOTIFY_MAX_ATTEMPTS = _env_int("NOTIFY_MAX_ATTEMPTS", 8)
+    NOTIFY_BACKOFF_SECONDS = _env_int("NOTIFY_BACKOFF_SECONDS", 60)
+    NOTIFY_BACKOFF_MAX_SECONDS = _env_int("NOTIFY_BACKOFF_MAX_SECONDS", 6 * 3600)
+    NOTIFY_BATCH_SIZE = _env_int("NOTIFY_BATCH_SIZE", 500)
+    NOTIFY_DISPATCH_SECONDS = _env_int("NOTIFY_DISPATCH_SECONDS", 30)
+    NOTIFY_WEBHOOK_TIMEOUT = _env_int("NOTIFY_WEBHOOK_TIMEOUT", 10)
     # OpenID Connect (usagers; agents may use a second provider with the OIDC_AGENTS_ prefix).
     OIDC_ISSUER = _env("OIDC_ISSUER")
     OIDC_CLIENT_ID = _env("OIDC_CLIENT_ID")

@@ -10,6 +10,7 @@ from flask.cli import FlaskGroup
 from sau.clock import now_utc
 from sau.errors import ValidationFailed
 from sau.extensions import db
+from sau.notify.cli import register as register_notify_cli
 
 
 def register_cli(app: Flask) -> None:
@@ -36,6 +37,8 @@ def register_cli(app: Flask) -> None:
         db.session.commit()
         click.echo("Démo : " + (", ".join(f"{k} +{v}" for k, v in sorted(counts.items())) or "déjà chargée"))
 
+
+    register_notify_cli(app)  # `sau notify-dispatch`
 
     @app.cli.command("serve")
     @click.option("--host", default="127.0.0.1")

@@ -33,10 +33,29 @@ def run_sla_sweep(app: Flask) -> None:
             db.session.remove()
 
 
+def run_notify_dispatch(app: Flask) -> None:
+    from sau.extensions import db
+    from sau.notify.dispatcher import dispatch_due
+
+    with app.app_context():
+        try:
+            dispatch_due(now_utc())
+        except Exception:  # retried at the next tick
+            db.session.rollback()
+            log.exception("notification dispatch failed")
+        finally:
+            db.session.remove()
+
+
 def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
     scheduler.add_job(
         run_sla_sweep, "interval", args=[app], id="sla-sweep", seconds=app.config["SLA_SWEEP_SECONDS"],
         coalesce=True, max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        run_notify_dispatch, "interval", args=[app], id="notify-dispatch",
+        seconds=app.config.get("NOTIFY_DISPATCH_SECONDS", 30), coalesce=True, max_instances=1,
+        misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     return scheduler

@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from sau.agent import forms as f
 from sau.auth import policy
-from sau.auth.models import Membership, User
+from sau.auth.models import ApiToken, Membership, User
 from sau.clock import now_utc
 from sau.errors import ConflictError, SauError, ValidationFailed
 from sau.extensions import db
@@ -107,7 +107,12 @@ def _assignable_users(ticket: Ticket) -> list[User]:
         ))
     if not ids:
         return []
-    return list(db.session.scalars(sa.select(User).where(User.id.in_(ids)).order_by(User.family_name)))
+    # API tokens act through technical accounts: they are not people one assigns a ticket to.
+    technical = sa.select(ApiToken.user_id)
+    return list(db.session.scalars(
+        sa.select(User).where(User.id.in_(ids), User.id.not_in(technical), User.is_active_account.is_(True))
+        .order_by(User.family_name)
+    ))
 
 
 def _forms(ticket: Ticket) -> dict[str, Any]:

@@ -366,6 +366,7 @@ def me() -> Any:
         "given_name": user.given_name,
         "family_name": user.family_name,
         "email": user.email,
+        "email_verified": user.is_email_verified,
         "identity_certified": user.is_identity_certified,
         "memberships": [
             {"organisation": m.organisation.code, "organisation_name": m.organisation.name, "role": m.role,

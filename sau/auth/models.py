@@ -80,8 +80,8 @@ class Membership(db.Model):
     created_at: Mapped[datetime]
 
     user: Mapped[User] = relationship(back_populates="memberships")
-    organisation: Mapped["Organisation"] = relationship()  # noqa: F821
-    service: Mapped["Service | None"] = relationship()  # noqa: F821
+    organisation: Mapped[Organisation] = relationship()
+    service: Mapped[Service | None] = relationship()
 
     __table_args__ = (
         sa.UniqueConstraint("user_id", "organisation_id", "role", "service_id", name="user_org_role_service"),
@@ -122,7 +122,7 @@ class ApiToken(db.Model):
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
-    organisation: Mapped["Organisation"] = relationship()  # noqa: F821
+    organisation: Mapped[Organisation] = relationship()
     user: Mapped[User] = relationship(foreign_keys=[user_id])
 
     @property
@@ -151,4 +151,4 @@ class LoginSession(db.Model):
     __table_args__ = (sa.Index("ix_login_sessions_issuer_sid", "issuer", "sid"),)
 
 
-from sau.orgs.models import Organisation, Service  # noqa: E402,F401
+from sau.orgs.models import Organisation, Service

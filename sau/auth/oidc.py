@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask, current_app, session
 from joserfc import jws, jwt
@@ -220,7 +221,7 @@ def complete(args: dict[str, str]) -> SignIn:
     except requests.RequestException as exc:
         raise OidcError("Le fournisseur d'identité est injoignable : merci de réessayer dans un instant.", 503,
                         str(exc)) from None
-    except Exception as exc:  # Authlib's OAuthError and friends: the code was refused
+    except (AuthlibBaseError, ValueError, KeyError) as exc:  # the provider refused the code (or answered junk)
         raise OidcError("Le code d'autorisation a été refusé par le fournisseur d'identité (déjà utilisé ou "
                         "expiré) : recommencez la connexion.", 401, repr(exc)) from None
     id_token = token.get("id_token")

@@ -54,7 +54,7 @@ class Notification(db.Model):
 
     user: Mapped[User | None] = relationship()
     endpoint: Mapped[WebhookEndpoint | None] = relationship()
-    ticket: Mapped["Ticket | None"] = relationship()  # noqa: F821
+    ticket: Mapped[Ticket | None] = relationship()  # noqa: F821
 
     __table_args__ = (
         # The dispatcher's query: due pending rows, oldest first.

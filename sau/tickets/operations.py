@@ -95,6 +95,9 @@ def record_event(
     )
     ticket.events.append(event)
     ticket.updated_at = now
+    from sau.notify.operations import enqueue_for_event
+
+    enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
     return event
 
 
@@ -193,6 +196,7 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         created_at=now,
         updated_at=now,
     )
+    ticket.new_tracking_token = token  # transient, never stored: the receipt e-mail carries the tracking link
     db.session.add(ticket)
     label = requester.display_name if requester else (req.email or "Demandeur")
     record_event(

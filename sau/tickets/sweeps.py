@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from sau.extensions import db
+from sau.notify.operations import enqueue_for_event
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import OPEN_STATUSES, SlaAlert, Ticket, TicketEvent
 
@@ -89,14 +90,16 @@ def sweep(now: datetime, *, limit: int = 5000) -> SweepResult:
                                     created_at=now))
             if kind == AT_RISK and state.state == "depasse":
                 continue  # already breached (e.g. a raised priority): the marker only, no late "at risk" event
-            db.session.add(TicketEvent(
+            sla_event = TicketEvent(
                 ticket_id=ticket.id, type=f"sla.{kind}", at=now, actor_id=None, actor_label=SYSTEM_LABEL,
                 is_public=False,
                 data={"deadline_at": ticket.sla_deadline_at.isoformat(), "due_at": due_at.isoformat() if due_at else None,
                       "consumed_minutes": int(state.consumed.total_seconds() // 60),
                       "remaining": ticket_sla.format_duration(
                           cal.business_time_between(now, state.deadline_at) if now < state.deadline_at else None)},
-            ))
+            )
+            db.session.add(sla_event)
+            enqueue_for_event(ticket, sla_event, now)  # at risk → assignee, breached → managers (same transaction)
             # A plain UPDATE: the sweep must not bump the ticket's version (an agent editing it is not in conflict).
             db.session.execute(sa.update(Ticket).where(Ticket.id == ticket.id)
                                .values(sla_state="depasse" if kind == BREACHED else state.state)

@@ -62,7 +62,7 @@ class OidcProviderProcess:
         self._dir = tempfile.TemporaryDirectory(prefix="sau-oidc-")
         self.stderr_lines: list[str] = []
 
-    def start(self, timeout: float = 20.0) -> str:
+    def start(self, timeout: float = 60.0) -> str:
         node = shutil.which("node") or "/usr/bin/node"
         if not (ROOT / "node_modules" / "oidc-provider").is_dir():
             raise RuntimeError("node_modules/oidc-provider is missing: run `npm ci` (make system-deps does it)")

@@ -1,0 +1,438 @@
+"""Who is notified of what (issue 5, point 3), written to the outbox in the caller's transaction.
+
+`enqueue_for_event` is called for every ticket event (from `sau.tickets.operations.record_event` and from the
+SLA sweep). It only adds rows to the current session: they commit or roll back with the ticket change, and the
+dispatcher delivers them after the commit. Nothing here talks to the network.
+"""
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from flask import current_app
+
+from notifications.render import render_subject
+from sau.auth.models import ROLE_AGENT, ROLE_MANAGER, ROLE_REFERENT, Membership, User
+from sau.errors import NotFound, PermissionDenied, ValidationFailed, WorkflowError
+from sau.extensions import db
+from sau.notify.models import (
+    CHANNEL_EMAIL,
+    CHANNEL_INAPP,
+    CHANNEL_WEBHOOK,
+    DEAD,
+    PENDING,
+    PREF_EMAIL,
+    PREF_INAPP,
+    SENT,
+    Notification,
+    NotificationPreference,
+    WebhookEndpoint,
+)
+from sau.orgs.models import Organisation, SchoolAdministrator
+from sau.tickets.models import KIND_INCIDENT, PRIORITIES, STATUSES, Comment, Ticket, TicketEvent
+
+PARIS = ZoneInfo("Europe/Paris")
+
+# The kinds a user may receive, with their label on the preferences page.
+KIND_LABELS = {
+    "request_received": "Ma demande a été reçue",
+    "taken_in_charge": "Ma demande est prise en charge",
+    "information_requested": "Le support me demande des informations",
+    "answered": "Le support a répondu à ma demande",
+    "resolved": "Ma demande est résolue",
+    "reopened": "Une demande est rouverte",
+    "closed": "Ma demande est close",
+    "new_ticket": "Nouveau ticket dans la file de mon organisation",
+    "requester_replied": "Un demandeur a répondu",
+    "escalated": "Un ticket est transmis à mon organisation",
+    "sla_at_risk": "Échéance SLA bientôt atteinte",
+    "sla_breached": "Échéance SLA dépassée",
+    "incident_resolved": "Incident de ma commune résolu",
+}
+# Events a connector's webhook does not receive: internal notes and the SLA's internal alerts.
+NOT_FOR_WEBHOOKS = frozenset({"comment.internal", "sla.at_risk", "sla.breached"})
+
+
+@dataclass(frozen=True)
+class Person:
+    user: User | None
+    email: str | None
+    is_requester: bool = False
+
+    @property
+    def key(self) -> str:
+        return f"u{self.user.id}" if self.user is not None and self.user.id else f"e{(self.email or '').lower()}"
+
+
+@dataclass
+class Plan:
+    kind: str
+    people: list[Person]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- who ------------------------------------------------------------------------------------------
+
+
+def _requester(ticket: Ticket) -> list[Person]:
+    if ticket.requester is not None:
+        return [Person(ticket.requester, ticket.requester.email or ticket.requester_email, is_requester=True)]
+    if ticket.requester_email:
+        return [Person(None, ticket.requester_email, is_requester=True)]
+    return []
+
+
+def _members(organisation_id: int | None, roles: tuple[str, ...]) -> list[Person]:
+    if organisation_id is None:
+        return []
+    users = db.session.scalars(
+        sa.select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.organisation_id == organisation_id, Membership.role.in_(roles),
+               User.is_active_account.is_(True))
+        .order_by(User.id).distinct()
+    )
+    return [Person(u, u.email) for u in users]
+
+
+def _org_id(ticket: Ticket) -> int | None:
+    # The relationship, not the column: an escalation or transfer changes it before the flush.
+    return ticket.organisation.id if ticket.organisation is not None else ticket.organisation_id
+
+
+def _queue_people(ticket: Ticket) -> list[Person]:
+    """Who works the ticket's queue: the organisation's agents (its managers if it has none), and for a
+    level-1 laclasse.com ticket the school's administrators (laclasse annex)."""
+    people = _members(_org_id(ticket), (ROLE_AGENT,))
+    if not people:
+        people = _members(_org_id(ticket), (ROLE_MANAGER,))
+    school_id = ticket.school.id if ticket.school is not None else ticket.school_id
+    if school_id is not None and ticket.level == 1:
+        admins = db.session.scalars(
+            sa.select(User).join(SchoolAdministrator, SchoolAdministrator.user_id == User.id)
+            .where(SchoolAdministrator.school_id == school_id, User.is_active_account.is_(True))
+        )
+        people += [Person(u, u.email) for u in admins]
+    return people
+
+
+def _assignee_or_queue(ticket: Ticket) -> list[Person]:
+    if ticket.assignee is not None:
+        return [Person(ticket.assignee, ticket.assignee.email)]
+    return _queue_people(ticket)
+
+
+def _comment_body(ticket: Ticket, comment_id: Any) -> str:
+    for comment in ticket.comments:
+        if comment.id == comment_id:
+            return comment.body
+    found = db.session.get(Comment, comment_id) if comment_id else None
+    return found.body if found is not None else ""
+
+
+def _plans(ticket: Ticket, event: TicketEvent) -> list[Plan]:
+    data = event.data or {}
+    t = event.type
+    if t == "ticket.created":
+        return [Plan("request_received", _requester(ticket))]
+    if t == "ticket.routed":
+        return [Plan("new_ticket", _queue_people(ticket))]
+    if t == "status.changed" and data.get("before") == "nouveau" and data.get("after") == "en_cours":
+        return [Plan("taken_in_charge", _requester(ticket))]
+    if t == "comment.public":
+        return [Plan("answered", _requester(ticket), {"message": _comment_body(ticket, data.get("comment_id"))})]
+    if t == "requester.replied":
+        return [Plan("requester_replied", _assignee_or_queue(ticket),
+                     {"message": _comment_body(ticket, data.get("comment_id"))})]
+    if t == "ticket.resolved":
+        plans = [Plan("resolved", _requester(ticket), {"message": data.get("resolution_note") or ""})]
+        # "The commune is notified as soon as an incident is resolved" (Toodego annex § 6.1.a).
+        if ticket.kind == KIND_INCIDENT and ticket.commune is not None:
+            plans.append(Plan("incident_resolved", _members(ticket.commune.id, (ROLE_REFERENT,)),
+                              {"message": data.get("resolution_note") or ""}))
+        return plans
+    if t == "ticket.reopened":
+        by_requester = event.actor is None or (ticket.requester is not None and event.actor is ticket.requester)
+        people = _assignee_or_queue(ticket) if by_requester else _requester(ticket)
+        return [Plan("reopened", people, {"message": data.get("reason") or ""})]
+    if t in ("ticket.closed", "ticket.rejected", "ticket.duplicate"):
+        return [Plan("closed", _requester(ticket), {"message": data.get("reason") or ""})]
+    if t in ("ticket.escalated", "ticket.transferred"):
+        return [Plan("escalated", _queue_people(ticket), {"message": data.get("reason") or ""})]
+    if t == "sla.at_risk":
+        return [Plan("sla_at_risk", _assignee_or_queue(ticket), {"deadline": _deadline(data)})]
+    if t == "sla.breached":
+        return [Plan("sla_breached", _members(_org_id(ticket), (ROLE_MANAGER,)), {"deadline": _deadline(data)})]
+    return []
+
+
+def _deadline(data: dict[str, Any]) -> str:
+    raw = data.get("deadline_at")
+    if not raw:
+        return "—"
+    return datetime.fromisoformat(raw).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+
+
+# --- what -----------------------------------------------------------------------------------------
+
+
+def _public_url(path: str) -> str:
+    return current_app.config["PUBLIC_URL"].rstrip("/") + path
+
+
+def _ticket_url(ticket: Ticket, person: Person) -> str:
+    if not person.is_requester:
+        return _public_url(f"/agent/tickets/{ticket.reference}")
+    # The plain tracking token exists only while the request is being created (only its hash is stored):
+    # the first e-mail carries the anonymous requester's secret link.
+    token = getattr(ticket, "new_tracking_token", None)
+    return _public_url(f"/suivi/{ticket.reference}" + (f"?jeton={token}" if token and person.user is None else ""))
+
+
+def _context(ticket: Ticket, person: Person, extra: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "reference": ticket.reference,
+        "subject": ticket.subject,
+        "organisation_name": ticket.organisation.name if ticket.organisation else "",
+        "service_name": ticket.service.name if ticket.service else "",
+        "commune_name": ticket.commune.name if ticket.commune else "",
+        "status_label": STATUSES.get(ticket.status, ticket.status),
+        "priority_label": PRIORITIES.get(ticket.priority or "", "non définie"),
+        "level": ticket.level,
+        "recipient_name": person.user.display_name if person.user is not None else "",
+        "ticket_url": _ticket_url(ticket, person),
+        "preferences_url": _public_url("/notifications/preferences"),
+        "message": "",
+        **extra,
+    }
+
+
+def _preferences(user_ids: set[int]) -> dict[tuple[int, str], str]:
+    if not user_ids:
+        return {}
+    rows = db.session.execute(sa.select(NotificationPreference.user_id, NotificationPreference.kind,
+                                        NotificationPreference.channel)
+                              .where(NotificationPreference.user_id.in_(user_ids)))
+    return {(uid, kind): channel for uid, kind, channel in rows}
+
+
+def _new_key() -> str:
+    return uuid.uuid4().hex
+
+
+def _add(ticket: Ticket, event_type: str, channel: str, kind: str, subject: str, payload: dict[str, Any],
+         now: datetime, *, user: User | None = None, email: str | None = None,
+         endpoint: WebhookEndpoint | None = None) -> Notification:
+    is_inapp = channel == CHANNEL_INAPP
+    notification = Notification(
+        idempotency_key=_new_key(), channel=channel, kind=kind, event_type=event_type, user=user, email=email,
+        endpoint=endpoint, ticket=ticket, subject=subject[:300], payload=payload,
+        # In-app notifications are delivered by being stored; the others wait for the dispatcher.
+        status=SENT if is_inapp else PENDING, sent_at=now if is_inapp else None,
+        attempts=0, next_attempt_at=now, created_at=now,
+    )
+    db.session.add(notification)
+    return notification
+
+
+def enqueue_for_event(ticket: Ticket, event: TicketEvent, now: datetime) -> list[Notification]:
+    """Add to the session the notifications caused by `event` on `ticket`: e-mail and/or in-app per person
+    (each user's preference), and a signed webhook per active endpoint of the ticket's organisation.
+    Returns them (not flushed)."""
+    with db.session.no_autoflush:
+        added = _enqueue_people(ticket, event, now)
+        added += _enqueue_webhooks(ticket, event, now)
+    return added
+
+
+def _enqueue_people(ticket: Ticket, event: TicketEvent, now: datetime) -> list[Notification]:
+    if event.type == "ticket.waiting":
+        return _upgrade_to_question(ticket, now)
+    plans = _plans(ticket, event)
+    if not plans:
+        return []
+    actor = event.actor
+    users = {p.user.id for plan in plans for p in plan.people if p.user is not None and p.user.id}
+    prefs = _preferences(users)
+    added: list[Notification] = []
+    seen: set[tuple[str, str]] = set()
+    for plan in plans:
+        for person in plan.people:
+            # Nobody is told about their own action, except the requester's receipt of a new request.
+            if actor is not None and person.user is actor and plan.kind != "request_received":
+                continue
+            if (person.key, plan.kind) in seen or (person.user is None and not person.email):
+                continue
+            seen.add((person.key, plan.kind))
+            context = _context(ticket, person, plan.extra)
+            subject = render_subject(plan.kind, context)
+            if person.user is not None:
+                added.append(_add(ticket, event.type, CHANNEL_INAPP, plan.kind, subject, context, now, user=person.user))
+            wants_email = person.user is None or prefs.get((person.user.id, plan.kind), PREF_EMAIL) == PREF_EMAIL
+            if wants_email and person.email:
+                added.append(_add(ticket, event.type, CHANNEL_EMAIL, plan.kind, subject, context, now,
+                                  user=person.user, email=person.email))
+    return added
+
+
+def _upgrade_to_question(ticket: Ticket, now: datetime) -> list[Notification]:
+    """A question to the requester is a public reply followed by "waiting": the reply's pending notifications
+    (same transaction) become one "information requested" message instead of two messages."""
+    changed = []
+    candidates = [obj for obj in db.session.new if isinstance(obj, Notification) and obj.ticket is ticket]
+    if ticket.id is not None:  # already flushed with the reply
+        candidates += db.session.scalars(sa.select(Notification).where(
+            Notification.ticket_id == ticket.id, Notification.event_type == "comment.public",
+            Notification.created_at == now, Notification.status.in_((PENDING, SENT)), Notification.sent_at.is_(None)
+            | (Notification.channel == CHANNEL_INAPP)))
+    for obj in candidates:
+        if obj.kind == "answered":
+            obj.kind = "information_requested"
+            obj.payload = {**obj.payload}
+            obj.subject = render_subject(obj.kind, obj.payload)[:300]
+            changed.append(obj)
+    return changed
+
+
+def _enqueue_webhooks(ticket: Ticket, event: TicketEvent, now: datetime) -> list[Notification]:
+    if event.type in NOT_FOR_WEBHOOKS:
+        return []
+    org_ids = {_org_id(ticket)}
+    before = (event.data or {}).get("before")
+    if event.type in ("ticket.escalated", "ticket.transferred") and isinstance(before, dict):
+        previous = db.session.scalar(sa.select(Organisation.id).where(Organisation.code == before.get("organisation")))
+        org_ids.add(previous)
+    org_ids.discard(None)
+    if not org_ids:
+        return []
+    endpoints = list(db.session.scalars(sa.select(WebhookEndpoint).where(
+        WebhookEndpoint.organisation_id.in_(org_ids), WebhookEndpoint.is_active.is_(True))))
+    added = []
+    for endpoint in endpoints:
+        key = _new_key()
+        body = _webhook_body(key, ticket, event, now)
+        notification = _add(ticket, event.type, CHANNEL_WEBHOOK, "webhook", f"{event.type} {ticket.reference}",
+                            {"body": body}, now, endpoint=endpoint)
+        notification.idempotency_key = key
+        added.append(notification)
+    return added
+
+
+def _webhook_body(key: str, ticket: Ticket, event: TicketEvent, now: datetime) -> dict[str, Any]:
+    data = dict(event.data or {})
+    body: dict[str, Any] = {
+        "id": key,
+        "type": event.type,
+        "occurred_at": now.isoformat(),
+        "actor": event.actor_label,
+        "ticket": {
+            "reference": ticket.reference,
+            "kind": ticket.kind,
+            "status": ticket.status,
+            "priority": ticket.priority,
+            "level": ticket.level,
+            "subject": ticket.subject,
+            "service": ticket.service.code if ticket.service else None,
+            "organisation": ticket.organisation.code if ticket.organisation else None,
+            "commune": ticket.commune.code if ticket.commune else None,
+            "url": _public_url(f"/agent/tickets/{ticket.reference}"),
+        },
+        "data": data,
+    }
+    if event.type in ("comment.public", "requester.replied") and data.get("comment_id"):
+        body["comment"] = {"id": data["comment_id"], "body": _comment_body(ticket, data["comment_id"])}
+    return body
+
+
+# --- in-app, preferences, dead letters ------------------------------------------------------------
+
+
+def unread_count(user: User) -> int:
+    return db.session.scalar(sa.select(sa.func.count(Notification.id)).where(
+        Notification.user_id == user.id, Notification.channel == CHANNEL_INAPP, Notification.read_at.is_(None))) or 0
+
+
+def inbox(user: User, limit: int = 100) -> list[Notification]:
+    return list(db.session.scalars(
+        sa.select(Notification).where(Notification.user_id == user.id, Notification.channel == CHANNEL_INAPP)
+        .order_by(Notification.created_at.desc(), Notification.id.desc()).limit(limit)))
+
+
+def mark_read(user: User, notification_id: int | None, now: datetime) -> int:
+    """Mark one of `user`'s in-app notifications (or all of them when `notification_id` is None) as read.
+    Returns how many changed. Raises NotFound for someone else's notification."""
+    if notification_id is not None:
+        notification = db.session.get(Notification, notification_id)
+        if notification is None or notification.user_id != user.id or notification.channel != CHANNEL_INAPP:
+            raise NotFound("Notification introuvable.")
+        if notification.read_at is not None:
+            return 0
+        notification.read_at = now
+        db.session.flush()
+        return 1
+    result = db.session.execute(
+        sa.update(Notification).where(Notification.user_id == user.id, Notification.channel == CHANNEL_INAPP,
+                                      Notification.read_at.is_(None)).values(read_at=now)
+        .execution_options(synchronize_session=False))
+    return int(result.rowcount or 0)
+
+
+def preferences_of(user: User) -> dict[str, str]:
+    """Every kind with the user's choice (e-mail by default)."""
+    stored = _preferences({user.id})
+    return {kind: stored.get((user.id, kind), PREF_EMAIL) for kind in KIND_LABELS}
+
+
+def set_preferences(user: User, choices: dict[str, str], now: datetime) -> None:
+    """Store the user's choice per kind. Raises ValidationFailed for an unknown kind or channel."""
+    bad = {k: "Choix invalide." for k, v in choices.items() if k not in KIND_LABELS or v not in (PREF_EMAIL, PREF_INAPP)}
+    if bad:
+        raise ValidationFailed("Préférences invalides.", bad)
+    existing = {p.kind: p for p in db.session.scalars(
+        sa.select(NotificationPreference).where(NotificationPreference.user_id == user.id))}
+    for kind, channel in choices.items():
+        pref = existing.get(kind)
+        if pref is None:
+            db.session.add(NotificationPreference(user_id=user.id, kind=kind, channel=channel, updated_at=now))
+        elif pref.channel != channel:
+            pref.channel, pref.updated_at = channel, now
+    db.session.flush()
+
+
+def dead_letters(limit: int = 200) -> list[Notification]:
+    return list(db.session.scalars(sa.select(Notification).where(Notification.status == DEAD)
+                                   .order_by(Notification.id.desc()).limit(limit)))
+
+
+def retry(actor: User, notification_id: int, now: datetime) -> Notification:
+    """Put a dead notification back in the queue (its idempotency key, hence Message-ID, is kept).
+    Raises PermissionDenied, NotFound or WorkflowError."""
+    from sau.auth.policy import is_admin
+
+    if not is_admin(actor):
+        raise PermissionDenied("Réservé aux administrateurs de la Métropole.")
+    notification = db.session.get(Notification, notification_id)
+    if notification is None:
+        raise NotFound("Notification introuvable.")
+    if notification.status != DEAD:
+        raise WorkflowError("Seule une notification abandonnée peut être relancée.")
+    notification.status = PENDING
+    notification.attempts = 0
+    notification.next_attempt_at = now
+    db.session.flush()
+    return notification
+
+
+def add_webhook_endpoint(organisation: Organisation, url: str, now: datetime, secret: str | None = None) -> WebhookEndpoint:
+    """Register a connector endpoint for `organisation`; returns it (the secret is shared with the receiver)."""
+    if not url.startswith(("https://", "http://")):
+        raise ValidationFailed("Adresse de webhook invalide.", {"url": "http(s)://… attendu."})
+    endpoint = WebhookEndpoint(organisation=organisation, url=url, secret=secret or secrets.token_urlsafe(32),
+                               is_active=True, created_at=now)
+    db.session.add(endpoint)
+    db.session.flush()
+    return endpoint
