@@ -210,3 +210,26 @@ def make_request(app: Flask) -> Any:
 
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium through Playwright, one per test session (Playwright's sync API allows a
+    single running instance per thread, so every browser test shares it)."""
+    from tests.support.browser import axe_script_path, chromium_path, launch_browser
+    from tests.support.env import skip_or_fail
+
+    if not os.access(chromium_path(), os.X_OK):
+        skip_or_fail(f"Chromium not found at {chromium_path()} (bash scripts/ensure-system-deps.sh)")
+    if not axe_script_path().is_file():
+        skip_or_fail(f"{axe_script_path()} not found (npm ci)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        skip_or_fail("the Python package playwright is not installed")
+    with sync_playwright() as pw:
+        b = launch_browser(pw)
+        try:
+            yield b
+        finally:
+            b.close()

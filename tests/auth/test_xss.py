@@ -67,5 +67,56 @@ def test_payloads_are_escaped_everywhere(app: Flask, make_request: Any) -> None:
     admin = login(app.test_client(), app, "admin")
     _check(admin.get(f"/agent/tickets/{second}").get_data(as_text=True), ["escalation", "subject2"], "escalated")
     _check(admin.get("/admin/habilitations").get_data(as_text=True), ["agentname"], "habilitations")
-    _check(app.test_client().get("/faq?service=toodego").get_data(as_text=True), ["question"], "faq")
+    _check(app.test_client().get("/faq?service=toodego").get_data(as_text=True), ["question", "answer"], "faq")
     _check(admin.get("/admin/faq").get_data(as_text=True), ["question"], "admin faq")
+
+
+def test_payloads_in_reasons_replies_and_reference_data_are_escaped(app: Flask, make_request: Any) -> None:
+    from sau.extensions import db
+    from sau.orgs.models import CalendarClosure, Organisation, School
+    from sau.routing.models import RoutingRule
+
+    with app.app_context():
+        ecully = db.session.scalar(sa.select(Organisation).where(Organisation.code == "69081"))
+        ecully.name = _mark("commune")
+        school = db.session.scalar(sa.select(School).where(School.uai == "0690900A"))
+        school.name = _mark("school")
+        rule = db.session.scalar(sa.select(RoutingRule).where(RoutingRule.category_code == "teleservice-communal",
+                                                              RoutingRule.offer == "partenaire"))
+        rule.name, rule.reason = _mark("rulename"), _mark("rulereason")
+        from datetime import date
+
+        db.session.add(CalendarClosure(day=date(2026, 5, 15), label=_mark("closure")))
+        db.session.commit()
+    rejected = make_request(requester="usager_a", commune="69081")
+    transferred = make_request(requester="usager_a", commune="69081")
+    replied = make_request(requester="usager_a", commune="69081")
+    agent = login(app.test_client(), app, "agent_ecully")
+    usager = login(app.test_client(), app, "usager_a")
+    assert agent.post(f"/api/v1/tickets/{rejected}/status",
+                      json={"status": "rejete", "message": _mark("rejectreason")}).status_code == 200
+    assert agent.post(f"/api/v1/tickets/{transferred}/transfer",
+                      json={"organisation": "metropole", "reason": _mark("transferreason")}).status_code == 200
+    assert agent.post(f"/api/v1/tickets/{replied}/status",
+                      json={"status": "en_attente", "message": _mark("question")}).status_code == 200
+    token_page = usager.get(f"/suivi/{replied}").get_data(as_text=True)
+    import re
+
+    csrf = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', token_page)
+    version = re.search(r'id="version" name="version" type="hidden" value="(\d+)"', token_page)
+    assert csrf and version
+    r = usager.post(f"/suivi/{replied}/repondre", data={"csrf_token": csrf.group(1), "version": version.group(1),
+                                                        "body": _mark("reply")})
+    assert r.status_code == 303
+
+    _check(usager.get(f"/suivi/{rejected}").get_data(as_text=True), ["rejectreason"], "suivi rejet")
+    _check(agent.get(f"/agent/tickets/{rejected}").get_data(as_text=True),
+           ["rejectreason", "commune", "rulename", "rulereason"], "agent rejet")
+    admin = login(app.test_client(), app, "admin")
+    _check(admin.get(f"/agent/tickets/{transferred}").get_data(as_text=True), ["transferreason"], "transfert")
+    _check(agent.get(f"/agent/tickets/{replied}").get_data(as_text=True), ["question", "reply"], "réponse")
+    _check(agent.get("/agent/").get_data(as_text=True), ["commune"], "file")
+    _check(app.test_client().get("/aide?service=laclasse").get_data(as_text=True), ["school", "commune"], "aide")
+    _check(admin.get("/admin/routage").get_data(as_text=True), ["rulename"], "routage")
+    _check(admin.get("/admin/calendrier").get_data(as_text=True), ["closure"], "calendrier")
+    _check(admin.get("/admin/communes").get_data(as_text=True), ["commune"], "communes")

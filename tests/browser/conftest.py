@@ -6,7 +6,6 @@ clock; the LiveServer serves it from a thread, which a file database allows.
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +16,8 @@ from tests.conftest import db_kind
 from tests.support.browser import (
     LiveServer,
     assert_no_axe_violations,
-    axe_script_path,
-    chromium_path,
-    launch_browser,
     new_axe_context,
 )
-from tests.support.env import skip_or_fail
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -44,24 +39,6 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     SQLite only. Skipped here, before any fixture, so that no PostgreSQL cluster is started for nothing."""
     if db_kind() != "sqlite":
         pytest.skip("browser tests run on SQLite only")
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not os.access(chromium_path(), os.X_OK):
-        skip_or_fail(f"Chromium not found at {chromium_path()} (bash scripts/ensure-system-deps.sh)")
-    if not axe_script_path().is_file():
-        skip_or_fail(f"{axe_script_path()} not found (npm ci)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("the Python package playwright is not installed")
-    with sync_playwright() as pw:
-        b = launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture()

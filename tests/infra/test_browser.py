@@ -5,7 +5,6 @@ Uses a tiny WSGI app of its own (not the project app) that sends a strict CSP, l
 
 from __future__ import annotations
 
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterable, Iterator
@@ -18,8 +17,6 @@ from tests.support.browser import (
     LiveServer,
     assert_no_axe_violations,
     axe_script_path,
-    chromium_path,
-    launch_browser,
     new_axe_context,
     run_axe,
     screenshot,
@@ -92,22 +89,6 @@ def tiny_app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterabl
 def server() -> Iterator[LiveServer]:
     with LiveServer(tiny_app) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not os.access(chromium_path(), os.X_OK):
-        skip_or_fail(f"Chromium not found at {chromium_path()}")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        skip_or_fail("the Python package playwright is not installed")
-    with sync_playwright() as pw:
-        b = launch_browser(pw)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture()
