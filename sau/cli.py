@@ -53,7 +53,11 @@ def register_cli(app: Flask) -> None:
         if real_app.config["SCHEDULER_ENABLED"]:
             build_scheduler(real_app).start()
             click.echo("Planificateur démarré dans le processus web (balayage SLA).")
-        real_app.run(host=host, port=port, threaded=True, use_reloader=False)
+        # Flask's app.run() refuses to block inside a CLI command; serve with Werkzeug directly.
+        from werkzeug.serving import run_simple
+
+        click.echo(f"SAU sur http://{host}:{port}/")
+        run_simple(host, port, real_app, threaded=True, use_reloader=False)
 
     @app.cli.command("scheduler")
     def scheduler() -> None:
