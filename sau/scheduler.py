@@ -7,6 +7,7 @@ the sweep takes an advisory lock, and its markers are unique.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,32 +20,37 @@ from sau.clock import now_utc
 log = logging.getLogger(__name__)
 
 
-def run_sla_sweep(app: Flask) -> None:
+def _run_job(app: Flask, name: str, job: Callable[[datetime], Any]) -> None:
+    """Run one job in an app context; a failure is logged and retried at the next tick (never kills the
+    scheduler)."""
     from sau.extensions import db
-    from sau.tickets.sweeps import sweep
 
     with app.app_context():
         try:
-            sweep(now_utc())
-        except Exception:  # a failed sweep is retried at the next tick; it must not kill the scheduler
+            job(now_utc())
+        except Exception:
             db.session.rollback()
-            log.exception("SLA sweep failed")
+            log.exception("%s failed", name)
         finally:
             db.session.remove()
+
+
+def run_sla_sweep(app: Flask) -> None:
+    from sau.tickets.sweeps import sweep
+
+    _run_job(app, "SLA sweep", sweep)
 
 
 def run_notify_dispatch(app: Flask) -> None:
-    from sau.extensions import db
     from sau.notify.dispatcher import dispatch_due
 
-    with app.app_context():
-        try:
-            dispatch_due(now_utc())
-        except Exception:  # retried at the next tick
-            db.session.rollback()
-            log.exception("notification dispatch failed")
-        finally:
-            db.session.remove()
+    _run_job(app, "notification dispatch", dispatch_due)
+
+
+def run_auto_close(app: Flask) -> None:
+    from sau.tickets.jobs import close_resolved_after_window
+
+    _run_job(app, "auto-close", lambda now: close_resolved_after_window(now, app.config["REOPEN_WINDOW_DAYS"]))
 
 
 def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
@@ -56,6 +62,10 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler.add_job(
         run_notify_dispatch, "interval", args=[app], id="notify-dispatch",
         seconds=app.config.get("NOTIFY_DISPATCH_SECONDS", 30), coalesce=True, max_instances=1,
+        misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        run_auto_close, "interval", args=[app], id="auto-close", minutes=15, coalesce=True, max_instances=1,
         misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     return scheduler
