@@ -182,6 +182,15 @@ def csrf_token(client: FlaskClient, page: str = "/aide?service=toodego") -> str:
     return match.group(1) or match.group(2)
 
 
+def ticket_count(app: Flask) -> int:
+    """How many tickets the database holds (to prove a refused request created nothing)."""
+    from sau.extensions import db
+    from sau.tickets.models import Ticket
+
+    with app.app_context():
+        return int(db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) or 0)
+
+
 @pytest.fixture()
 def make_request(app: Flask) -> Any:
     """Create a help request through the operations layer; returns its reference."""

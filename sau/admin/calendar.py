@@ -19,7 +19,6 @@ from sau.admin.forms import ActionForm, AdminForm, _date
 from sau.admin.operations import record
 from sau.admin.views import bp
 from sau.clock import now_utc
-from sau.errors import ValidationFailed
 from sau.extensions import db
 from sau.orgs.models import CalendarClosure, Service
 from sau.tickets import sla as ticket_sla
@@ -93,6 +92,17 @@ def _closure_snapshot(c: CalendarClosure) -> dict[str, Any]:
             "closes_at": c.closes_at.isoformat("minutes") if c.closes_at else None}
 
 
+def _apply(action: str, object_type: str, object_id: int, label: str, before: dict[str, Any] | None,
+           after: dict[str, Any] | None, message: str) -> Any:
+    """Audit a settings change, recompute the open tickets' deadlines it moves, commit, confirm."""
+    now = now_utc()
+    record(current_user, now, action, object_type, object_id, label, before, after)  # type: ignore[arg-type]
+    count = ticket_sla.recompute_open(now)
+    db.session.commit()
+    flash(f"{message} ; échéances de {count} ticket(s) ouvert(s) recalculées.", "success")
+    return redirect(url_for("admin.calendar_settings"), code=303)
+
+
 @bp.route("/calendrier")
 def calendar_settings() -> Any:
     return _page()
@@ -120,13 +130,8 @@ def calendar_add_day() -> Any:
     closure = CalendarClosure(day=day, label=form.label.data.strip(), opens_at=opens, closes_at=closes)
     db.session.add(closure)
     db.session.flush()
-    now = now_utc()
-    record(current_user, now, "calendar.day_added", "calendar", closure.id, closure.label,  # type: ignore[arg-type]
-           None, _closure_snapshot(closure))
-    count = ticket_sla.recompute_open(now)
-    db.session.commit()
-    flash(f"Jour ajouté au calendrier ; échéances de {count} ticket(s) ouvert(s) recalculées.", "success")
-    return redirect(url_for("admin.calendar_settings"), code=303)
+    return _apply("calendar.day_added", "calendar", closure.id, closure.label, None, _closure_snapshot(closure),
+                  "Jour ajouté au calendrier")
 
 
 @bp.post("/calendrier/jours/<int:closure_id>/supprimer")
@@ -139,13 +144,8 @@ def calendar_remove_day(closure_id: int) -> Any:
     before = _closure_snapshot(closure)
     db.session.delete(closure)
     db.session.flush()
-    now = now_utc()
-    record(current_user, now, "calendar.day_removed", "calendar", closure_id, before["label"],  # type: ignore[arg-type]
-           before, None)
-    count = ticket_sla.recompute_open(now)
-    db.session.commit()
-    flash(f"Jour retiré du calendrier ; échéances de {count} ticket(s) ouvert(s) recalculées.", "success")
-    return redirect(url_for("admin.calendar_settings"), code=303)
+    return _apply("calendar.day_removed", "calendar", closure_id, before["label"], before, None,
+                  "Jour retiré du calendrier")
 
 
 @bp.post("/calendrier/services/<int:service_id>")
@@ -169,13 +169,6 @@ def calendar_service_targets(service_id: int) -> Any:
     if after == before:
         flash("Aucun changement.", "info")
         return redirect(url_for("admin.calendar_settings"), code=303)
-    now = now_utc()
-    record(current_user, now, "service.sla_targets", "service", service.id, service.name,  # type: ignore[arg-type]
-           before, after)
-    count = ticket_sla.recompute_open(now)
-    db.session.commit()
-    flash(f"Délais de {service.name} enregistrés ; échéances de {count} ticket(s) ouvert(s) recalculées.", "success")
-    return redirect(url_for("admin.calendar_settings"), code=303)
+    return _apply("service.sla_targets", "service", service.id, service.name, before, after,
+                  f"Délais de {service.name} enregistrés")
 
-
-__all__ = ["ValidationFailed"]

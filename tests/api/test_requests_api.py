@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 from sau.extensions import db
 from sau.tickets.models import Ticket
+from tests.conftest import ticket_count
 
 REFERENCE_RE = re.compile(r"^SAU-\d{4}-\d{6}$")
 URL = "/api/v1/requests"
@@ -36,11 +37,6 @@ def body(**changes: Any) -> dict[str, Any]:
         else:
             data[key] = value
     return data
-
-
-def ticket_count(app) -> int:
-    with app.app_context():
-        return db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
 
 
 def assert_json_error(response, status: int, code: str | None = None) -> dict[str, Any]:

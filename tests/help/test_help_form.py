@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from sau.extensions import db
 from sau.tickets.models import Attachment, Ticket
-from tests.conftest import csrf_token
+from tests.conftest import csrf_token, ticket_count
 
 FORM = "/aide?service=toodego"
 PAGE_URL = "https://www.toodego.com/demarches/inscription-cantine/?etape=3"
@@ -49,11 +49,6 @@ def valid_form(client, **changes: Any) -> dict[str, Any]:
         else:
             data[key] = value
     return data
-
-
-def tickets(app) -> int:
-    with app.app_context():
-        return db.session.scalar(sa.select(sa.func.count()).select_from(Ticket))
 
 
 def stored_files(app) -> set[str]:
@@ -215,7 +210,7 @@ def test_invalid_field_shows_a_french_message_next_to_it(app, client, changes, f
     assert summary_links(page).get(field) == shown
     assert re.search(rf'id="{field}"[^>]*aria-invalid="true"|aria-invalid="true"[^>]*id="{field}"', page)
     assert "<title>Erreur" in page
-    assert tickets(app) == 0
+    assert ticket_count(app) == 0
     # What the usager typed is kept.
     if field != "subject":
         assert "Impossible de valider l&#39;inscription à la cantine" in page
@@ -226,7 +221,7 @@ def test_several_invalid_fields_are_all_reported(app, client):
     assert response.status_code == 422
     summary = summary_links(response.get_data(as_text=True))
     assert {"subject", "description", "email"} <= set(summary)
-    assert tickets(app) == 0
+    assert ticket_count(app) == 0
 
 
 def test_laclasse_needs_a_school(app, client):
@@ -242,7 +237,7 @@ def test_laclasse_needs_a_school(app, client):
 def test_geonet_post_is_refused(app, client):
     response = client.post("/aide?service=geonet", data=valid_form(client, service="geonet"))
     assert response.status_code == 422
-    assert tickets(app) == 0
+    assert ticket_count(app) == 0
 
 
 def test_post_without_csrf_token_is_refused_in_french(app, client):
@@ -251,7 +246,7 @@ def test_post_without_csrf_token_is_refused_in_french(app, client):
     assert "jeton de sécurité" in html.unescape(response.get_data(as_text=True))
     response = client.post(FORM, data=valid_form(client, csrf_token="falsifié"))
     assert response.status_code == 400
-    assert tickets(app) == 0
+    assert ticket_count(app) == 0
 
 
 # --- attachments ------------------------------------------------------------------------------------------------
@@ -315,7 +310,7 @@ def test_bad_attachment_is_refused_and_nothing_is_created(app, client, files, co
     page = response.get_data(as_text=True)
     assert field_error(page, "attachments") == message
     assert summary_links(page).get("attachments") == message
-    assert tickets(app) == 0
+    assert ticket_count(app) == 0
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Attachment)) == 0
     assert stored_files(app) == before
