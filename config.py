@@ -67,9 +67,16 @@ class BaseConfig:
     SMTP_USERNAME = _env("SMTP_USERNAME")
     SMTP_PASSWORD = _env("SMTP_PASSWORD")
     SMTP_SECURITY = _env("SMTP_SECURITY", "none")
+    SMTP_CA_FILE = _env("SMTP_CA_FILE")  # CA bundle (PEM) for the server certificate; unset: the system CAs
     MAIL_FROM = _env("MAIL_FROM", "SAU Métropole de Lyon <sau@grandlyon.example>")
     SMTP_TIMEOUT = _env_int("SMTP_TIMEOUT", 10)
     # Notification outbox: retries with exponential backoff, dead-letter after NOTIFY_MAX_ATTEMPTS attempts.
+    # Scheduled maintenance: référents are reminded this many hours before it starts (convention art. 6.1).
+    MAINTENANCE_REMINDER_HOURS = float(_env("MAINTENANCE_REMINDER_HOURS", "48") or 48)
+    # Availability: a partial outage counts for this share of its duration (sla/availability.py).
+    AVAILABILITY_PARTIAL_WEIGHT = float(_env("AVAILABILITY_PARTIAL_WEIGHT", "0.5") or 0.5)
+    # Extra mailboxes alerted at once on a commune's security alert (annex § 8), beside the Métropole's managers.
+    SECURITY_CONTACT_EMAILS = tuple(e.strip() for e in (_env("SECURITY_CONTACT_EMAILS", "") or "").split(",") if e.strip())
     NOTIFY_MAX_ATTEMPTS = _env_int("NOTIFY_MAX_ATTEMPTS", 8)
     NOTIFY_BACKOFF_SECONDS = _env_int("NOTIFY_BACKOFF_SECONDS", 60)
     NOTIFY_BACKOFF_MAX_SECONDS = _env_int("NOTIFY_BACKOFF_MAX_SECONDS", 6 * 3600)

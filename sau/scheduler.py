@@ -53,6 +53,13 @@ def run_auto_close(app: Flask) -> None:
     _run_job(app, "auto-close", lambda now: close_resolved_after_window(now, app.config["REOPEN_WINDOW_DAYS"]))
 
 
+def run_maintenance_reminders(app: Flask) -> None:
+    from sau.status.operations import remind_due_maintenance
+
+    hours = float(app.config.get("MAINTENANCE_REMINDER_HOURS", 48))
+    _run_job(app, "maintenance reminders", lambda now: remind_due_maintenance(now, hours))
+
+
 def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
     scheduler.add_job(
@@ -67,5 +74,9 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler.add_job(
         run_auto_close, "interval", args=[app], id="auto-close", minutes=15, coalesce=True, max_instances=1,
         misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        run_maintenance_reminders, "interval", args=[app], id="maintenance-reminders", minutes=5, coalesce=True,
+        max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     return scheduler

@@ -5,6 +5,15 @@ public holidays; resolution within 8 business hours (bloquant) or 24 (majeur) of
 no commitment for mineur; deadlines met in 95 % of cases for each commune.
 """
 
+from sla.availability import (
+    AVAILABILITY_TARGET,
+    DEFAULT_PARTIAL_WEIGHT,
+    Availability,
+    OutageSpan,
+    availability,
+    daily_availability,
+    monthly_availability,
+)
 from sla.calendar import DEFAULT_WEEKLY_HOURS, BusinessCalendar, OpeningHours
 from sla.clock import (
     A_RISQUE,
@@ -33,10 +42,12 @@ from sla.compliance import (
 from sla.policy import DEFAULT_TARGETS, PRIORITIES, PRIORITY_CHANGE_RULES, PriorityChange, SlaPolicy
 
 __all__ = [
+    "AVAILABILITY_TARGET",
     "A_RISQUE",
     "COMMITTED_PRIORITIES",
     "DANS_LES_TEMPS",
     "DEFAULT_COMPLIANCE_TARGET",
+    "DEFAULT_PARTIAL_WEIGHT",
     "DEFAULT_TARGETS",
     "DEFAULT_WEEKLY_HOURS",
     "DEPASSE",
@@ -48,17 +59,22 @@ __all__ = [
     "SANS_ENGAGEMENT",
     "STATES",
     "STATE_LABELS",
+    "Availability",
     "BusinessCalendar",
     "ComplianceFigures",
     "ComplianceTicket",
     "OpeningHours",
+    "OutageSpan",
     "PriorityChange",
     "SlaEvent",
     "SlaPeriod",
     "SlaPolicy",
     "SlaState",
+    "availability",
     "compliance_by",
     "compute_compliance",
     "compute_sla",
+    "daily_availability",
     "figures_from_counts",
+    "monthly_availability",
 ]

@@ -21,6 +21,11 @@ ACTION_LABELS = {
     "service.updated": "Service modifié",
     "service.sla_targets": "Délais SLA du service modifiés",
     "calendar.day_added": "Jour particulier ajouté au calendrier",
+    "outage.recorded": "Interruption de service enregistrée",
+    "outage.updated": "Interruption de service modifiée",
+    "maintenance.announced": "Maintenance programmée annoncée",
+    "maintenance.changed": "Maintenance programmée modifiée",
+    "maintenance.cancelled": "Maintenance programmée annulée",
     "calendar.day_removed": "Jour particulier retiré du calendrier",
     "category.created": "Catégorie créée",
     "category.updated": "Catégorie modifiée",
@@ -43,6 +48,10 @@ ACTION_LABELS = {
     "faq.published": "Question fréquente publiée",
     "faq.unpublished": "Question fréquente dépubliée",
     "faq.deleted": "Question fréquente supprimée",
+    "webhook_endpoint.created": "Webhook créé",
+    "webhook_endpoint.disabled": "Webhook désactivé",
+    "webhook_endpoint.enabled": "Webhook réactivé",
+    "webhook_endpoint.secret_rotated": "Secret de webhook renouvelé",
 }
 # French names of the fields recorded in `data`, for the journal page.
 FIELD_LABELS = {
@@ -53,7 +62,8 @@ FIELD_LABELS = {
     "ends_on": "fin", "uai": "code UAI", "school": "établissement", "user": "compte", "user_id": "n° de compte",
     "category": "catégorie", "target": "cible", "target_organisation": "organisation désignée", "level": "niveau",
     "reason": "motif", "organisation": "organisation", "role": "rôle", "question": "question", "answer": "réponse",
-    "keywords": "mots-clés", "is_published": "publiée",
+    "keywords": "mots-clés", "is_published": "publiée", "url": "adresse", "events": "événements",
+    "secret_rotated_at": "secret renouvelé le",
 }
 
 

@@ -1,15 +1,23 @@
-"""`Idempotency-Key` on the API's POSTs: a retried call (same key, same client, same request) gets the stored
-response instead of acting twice — e.g. a Connecté commune's GRU that retries a creation after a timeout
-never creates a second ticket (issue 5, point 4).
+"""`Idempotency-Key` on the API's POSTs: a retried call (same key, same client, same request) never acts twice —
+e.g. a Connecté commune's GRU that retries a creation after a timeout never creates a second ticket (issue 5,
+point 4: "nothing already accepted is ever lost").
 
-The key is reserved in the same transaction as the view's own work, so the work and the key commit or roll back
-together; a concurrent call with the same key waits on the unique constraint, then finds the key taken.
-Same key with a different request → 422. Only successful answers are stored; a failed call (4xx, 5xx) rolls
-back and may be retried with the same key.
+How (one record per client and key):
+1. The record (request fingerprint, client, no response yet) is inserted into the view's own session before the
+   view runs, never committed on its own: it commits or rolls back with the view's work. A concurrent call with
+   the same key waits on the unique constraint (PostgreSQL) or on the writer lock (SQLite), then finds the record.
+2. Before committing, the view names what it acted on (`set_resource("request", reference, 201)`); the name is
+   written on the record in that same transaction.
+3. After the view, the response is stored in a follow-up transaction (`_store_response`), then replayed as is.
+4. A record that committed without a stored response (the process died between the two commits) is answered from
+   its resource — the current representation of the ticket — and the view is never run again.
+Same key with a different request → 422. Errors are not stored: a 4xx/5xx answer rolls back the view's
+transaction, record included, so a retry with the same key — even with a corrected body — is validated afresh.
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -28,6 +36,10 @@ MAX_KEY_LENGTH = 200
 REPLAYED_HEADER = "Idempotent-Replayed"
 KEPT_HEADERS = ("Location", "Content-Type", "ETag")
 
+# kind → function(reference, status) building the answer from the resource a committed call acted on.
+Rebuilder = Callable[[str, int], Response]
+REBUILDERS: dict[str, Rebuilder] = {}
+
 
 class IdempotencyRecord(db.Model):
     __tablename__ = "idempotency_records"
@@ -38,12 +50,42 @@ class IdempotencyRecord(db.Model):
     method: Mapped[str] = mapped_column(sa.String(10))
     path: Mapped[str] = mapped_column(sa.String(500))
     request_hash: Mapped[str] = mapped_column(sa.String(64))
+    # What the call acted on, written in the view's transaction (see set_resource).
+    resource_kind: Mapped[str | None] = mapped_column(sa.String(20))
+    resource_ref: Mapped[str | None] = mapped_column(sa.String(40))
+    resource_status: Mapped[int | None]
+    # The answer, stored in a follow-up transaction; None until then.
     response_status: Mapped[int | None]
     response_body: Mapped[str | None] = mapped_column(sa.Text)
     response_headers: Mapped[dict[str, str] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
 
     __table_args__ = (sa.UniqueConstraint("client", "key", name="client_key"),)
+
+    @property
+    def has_response(self) -> bool:
+        return self.response_status is not None
+
+
+def rebuilder(kind: str) -> Callable[[Rebuilder], Rebuilder]:
+    """Register how to answer, from its resource, a call of `kind` that committed but stored no response."""
+
+    def register(fn: Rebuilder) -> Rebuilder:
+        REBUILDERS[kind] = fn
+        return fn
+
+    return register
+
+
+def set_resource(kind: str, reference: str, status: int = 200) -> None:
+    """Name what the current call acts on; call it before the view commits, so that the name commits with the
+    work. A no-op outside an idempotent call. `status` is the status of the answer rebuilt from it."""
+    record: IdempotencyRecord | None = g.get("idempotency_record")
+    if record is None:
+        return
+    if kind not in REBUILDERS:
+        raise ValueError(f"no rebuilder for resource kind {kind!r}")
+    record.resource_kind, record.resource_ref, record.resource_status = kind, reference, status
 
 
 def client_identity() -> str:
@@ -69,11 +111,17 @@ def _error(status: int, code: str, message: str) -> Response:
     return json_error(status, code, message)
 
 
+def _in_progress() -> Response:
+    response = _error(409, "idempotency_in_progress",
+                      "Une requête avec cette clé d'idempotence est en cours de traitement : réessayez.")
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 def _replay(record: IdempotencyRecord) -> Response:
     response = current_app.response_class(record.response_body or "", status=record.response_status or 200)
     for name, value in (record.response_headers or {}).items():
         response.headers[name] = value
-    response.headers[REPLAYED_HEADER] = "true"
     return response
 
 
@@ -83,22 +131,36 @@ def _existing(client: str, key: str) -> IdempotencyRecord | None:
 
 
 def _answer_for(record: IdempotencyRecord, fingerprint: str) -> Response:
+    """The answer to a call whose key is held by a committed record. Never runs the view."""
     if record.request_hash != fingerprint:
         return _error(422, "idempotency_key_reused",
                       "Cette clé d'idempotence a déjà servi pour une autre requête : utilisez une nouvelle clé.")
-    if record.response_status is None:
-        response = _error(409, "idempotency_in_progress",
-                          "Une requête avec cette clé d'idempotence est en cours de traitement : réessayez.")
-        response.headers["Retry-After"] = "1"
-        return response
-    return _replay(record)
+    if record.has_response:
+        response = _replay(record)
+    elif record.resource_kind is not None and record.resource_ref is not None:
+        # The work committed but its answer was never stored (crash between the two commits, or the first call
+        # is storing it right now): answer from what it created, as it stands now.
+        response = REBUILDERS[record.resource_kind](record.resource_ref, record.resource_status or 200)
+    else:
+        return _in_progress()
+    response.headers[REPLAYED_HEADER] = "true"
+    return response
 
 
-def _forget(client: str, key: str, fingerprint: str) -> None:
-    db.session.execute(sa.delete(IdempotencyRecord).where(
-        IdempotencyRecord.client == client, IdempotencyRecord.key == key,
-        IdempotencyRecord.request_hash == fingerprint, IdempotencyRecord.response_status.is_(None)))
+def _store_response(record_id: int, response: Response) -> None:
+    """Store the answer for the retries, in its own transaction (the view's work has already committed)."""
+    record = db.session.get(IdempotencyRecord, record_id)
+    if record is None:
+        return
+    record.response_status = response.status_code
+    record.response_body = response.get_data(as_text=True)
+    record.response_headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
     db.session.commit()
+
+
+def _is_committed(record_id: int) -> bool:
+    """Whether the reservation committed with the view's work (called once the session holds nothing pending)."""
+    return db.session.scalar(sa.select(IdempotencyRecord.id).where(IdempotencyRecord.id == record_id)) is not None
 
 
 def idempotent(view: Any) -> Any:
@@ -114,32 +176,31 @@ def idempotent(view: Any) -> Any:
             return _error(400, "bad_idempotency_key",
                           f"En-tête {HEADER} invalide (1 à {MAX_KEY_LENGTH} caractères imprimables).")
         client, fingerprint = client_identity(), request_fingerprint()
-        record = _existing(client, key)
-        if record is not None:
-            return _answer_for(record, fingerprint)
+        existing = _existing(client, key)
+        if existing is not None:
+            return _answer_for(existing, fingerprint)
         record = IdempotencyRecord(key=key, client=client, method=request.method, path=request.path[:500],
                                    request_hash=fingerprint, created_at=now_utc())
         db.session.add(record)
         try:
-            db.session.flush()  # reserve the key inside the view's transaction
+            # Reserve the key inside the view's transaction (not committed here). A concurrent call holding the
+            # same key makes this wait until that call commits (then IntegrityError) or rolls back (then go on).
+            db.session.flush()
         except IntegrityError:
             db.session.rollback()
-            record = _existing(client, key)
-            return _answer_for(record, fingerprint) if record is not None else view(*args, **kwargs)
-        response = current_app.make_response(view(*args, **kwargs))
+            existing = _existing(client, key)
+            return _answer_for(existing, fingerprint) if existing is not None else _in_progress()
+        record_id = record.id
+        g.idempotency_record = record
+        try:
+            response = current_app.make_response(view(*args, **kwargs))
+        finally:
+            g.pop("idempotency_record", None)
         if response.status_code >= 400:
-            # Nothing was done (errors roll back): forget the key, so a corrected retry may use it again.
-            db.session.rollback()
-            _forget(client, key, fingerprint)
+            db.session.rollback()  # errors are not stored: the reservation goes with whatever the view left
+        if not _is_committed(record_id):
             return response
-        # The view committed its work with the reservation; store the answer for the retries.
-        record = _existing(client, key)
-        if record is None:
-            return response
-        record.response_status = response.status_code
-        record.response_body = response.get_data(as_text=True)
-        record.response_headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
-        db.session.commit()
+        _store_response(record_id, response)
         return response
 
     wrapper.__sau_idempotent__ = True  # type: ignore[attr-defined]

@@ -5,6 +5,9 @@ from functools import lru_cache
 from typing import Any
 
 from sau.api import schemas
+from sau.api.idempotency import HEADER as IDEMPOTENCY_HEADER
+from sau.api.idempotency import MAX_KEY_LENGTH as IDEMPOTENCY_KEY_MAX
+from sau.api.idempotency import REPLAYED_HEADER
 
 
 def _body(model: type[schemas.Body]) -> dict[str, Any]:
@@ -34,10 +37,44 @@ def _action(summary: str, model: type[schemas.Body]) -> dict[str, Any]:
                                    **ERRORS}}}
 
 
+IDEMPOTENCY_PARAMETER = {
+    "name": IDEMPOTENCY_HEADER, "in": "header", "required": False,
+    "description": "Clé choisie par le client (par exemple un UUID) pour rejouer un appel sans risque : un appel "
+                   "répété avec la même clé et la même requête n'agit qu'une fois et reçoit la réponse d'origine "
+                   "(avec l'en-tête Idempotent-Replayed). La même clé avec une autre requête : 422 ; un appel "
+                   "encore en cours avec cette clé : 409. Une réponse d'erreur n'est pas conservée.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX,
+               "example": "5f0c6e1e-8a7b-4c1e-9a55-0d3c2b1f7e42"},
+}
+REPLAYED_RESPONSE_HEADER = {
+    "description": "Présent (valeur « true ») quand la réponse est celle, rejouée, d'un appel précédent ayant la "
+                   "même clé Idempotency-Key : rien n'a été refait.",
+    "schema": {"type": "string", "enum": ["true"]},
+}
+
+
+def _with_idempotency(paths: dict[str, Any]) -> dict[str, Any]:
+    """Every POST takes the Idempotency-Key header, and its success answers may carry Idempotent-Replayed."""
+    for item in paths.values():
+        operation = item.get("post")
+        if operation is None:
+            continue
+        operation["parameters"] = [*operation.get("parameters", []),
+                                   {"$ref": "#/components/parameters/IdempotencyKey"}]
+        for status, response in operation["responses"].items():
+            if status.startswith("2"):
+                response["headers"] = {**response.get("headers", {}),
+                                       REPLAYED_HEADER: {"$ref": "#/components/headers/IdempotentReplayed"}}
+    return paths
+
+
 @lru_cache(maxsize=1)
 def openapi_document() -> dict[str, Any]:
+    from sau.incidents.schemas import NewIncidentBody
+
     models = [schemas.NewRequestBody, schemas.PriorityBody, schemas.CommentBody, schemas.StatusBody,
               schemas.AssignBody, schemas.EscalateBody, schemas.TransferBody]
+    models.append(NewIncidentBody)
     components: dict[str, Any] = {m.__name__: m.model_json_schema(ref_template="#/components/schemas/{model}")
                                   for m in models}
     org = {"type": "object", "properties": {"kind": {"type": "string", "enum": ["metropole", "commune"]},
@@ -72,12 +109,17 @@ def openapi_document() -> dict[str, Any]:
         "info": {"title": "SAU — API du Service d'Assistance à l'Utilisateur", "version": "1.0.0",
                  "description": "Demandes d'aide et tickets de la Métropole de Lyon et des communes."},
         "servers": [{"url": "/api/v1"}],
-        "paths": {
+        "paths": _with_idempotency({
             "/requests": {"post": {
                 "summary": "Créer une demande d'aide (routée vers l'organisation compétente)",
                 "requestBody": _body(schemas.NewRequestBody),
                 "responses": {"201": {"description": "Demande créée", **ticket_response}, **ERRORS,
                               "429": {"$ref": "#/components/responses/Error"}},
+            }},
+            "/incidents": {"post": {
+                "summary": "Signaler un incident ou une alerte de sécurité d'une commune (support de la Métropole)",
+                "requestBody": _body(NewIncidentBody),
+                "responses": {"201": {"description": "Incident créé", **ticket_response}, **ERRORS},
             }},
             "/requests/{reference}": {"get": {
                 "summary": "Lire une demande (demandeur ou agents habilités)",
@@ -112,10 +154,12 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "Engagés, respectés, dépassés, taux et objectif par commune"},
                               "401": ERRORS["401"], "403": ERRORS["403"], "422": ERRORS["422"]},
             }},
-        },
+        }),
         "components": {
             "schemas": components,
             "responses": {"Error": {"description": "Erreur",
                                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "parameters": {"IdempotencyKey": IDEMPOTENCY_PARAMETER},
+            "headers": {"IdempotentReplayed": REPLAYED_RESPONSE_HEADER},
         },
     }

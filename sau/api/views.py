@@ -16,7 +16,7 @@ from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm.exc import StaleDataError
 
-from sau.api import schemas
+from sau.api import idempotency, schemas
 from sau.api.openapi import openapi_document
 from sau.auth import policy
 from sau.auth.models import User
@@ -177,8 +177,18 @@ def create_request() -> Any:
                        commune=commune, school=school, email=body.email, page_url=body.page_url),
         user, now,
     )
+    idempotency.set_resource("request", created.ticket.reference, 201)  # commits with the ticket
     db.session.commit()
     return _created_response(created.ticket, created.tracking_token)
+
+
+@idempotency.rebuilder("request")
+def _rebuild_created(reference: str, status: int) -> Response:
+    """The answer to a creation that committed without storing its answer: the ticket as it stands now (its
+    tracking link is not repeated — only its hash is kept; the receipt e-mail carries it)."""
+    response = _created_response(ops.get_ticket(reference), None)
+    response.status_code = status
+    return response
 
 
 def _visible(reference: str) -> Ticket:
@@ -247,15 +257,27 @@ def _if_match() -> int | None:
         raise ValidationFailed.for_fields({"If-Match": "Version attendue sous la forme \"3\"."}) from None
 
 
-def _commit_and_show(ticket: Ticket) -> Response:
+def _commit_and_show(ticket: Ticket, status: int = 200) -> Response:
+    idempotency.set_resource("ticket", ticket.reference, status)  # commits with the action
     try:
         db.session.commit()
     except StaleDataError:
         db.session.rollback()
         raise ConflictError(ops.CONFLICT_MESSAGE) from None
+    return _show(ticket, status)
+
+
+def _show(ticket: Ticket, status: int = 200) -> Response:
     response = jsonify(serialize(ticket, staff=True))
+    response.status_code = status
     response.headers["ETag"] = f'"{ticket.version}"'
     return response
+
+
+@idempotency.rebuilder("ticket")
+def _rebuild_action(reference: str, status: int) -> Response:
+    """The answer to an agent action that committed without storing its answer: the ticket as it stands now."""
+    return _show(ops.get_ticket(reference), status)
 
 
 def _version(body_version: int | None, header_version: int | None) -> int | None:
@@ -285,9 +307,7 @@ def add_comment(reference: str) -> Any:
     body = parse(schemas.CommentBody)
     _guard(lambda: ops.add_comment(ticket, user, body.body, now_utc(), internal=body.internal,
                                    expected_version=_version(body.version, header_v)))
-    response = _commit_and_show(ticket)
-    response.status_code = 201
-    return response
+    return _commit_and_show(ticket, 201)
 
 
 @bp.post("/tickets/<reference>/assign")

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from sau.auth.models import ROLE_ADMIN, ROLE_AGENT, ROLE_MANAGER, ROLE_REFERENT, Membership, User
 from sau.extensions import db
-from sau.orgs.models import ORG_METROPOLE, SchoolAdministrator
-from sau.tickets.models import Ticket
+from sau.orgs.models import ORG_COMMUNE, ORG_METROPOLE, SchoolAdministrator
+from sau.tickets.models import KIND_INCIDENT, Ticket
 
 WORK_ROLES = (ROLE_AGENT, ROLE_MANAGER, ROLE_ADMIN)
 VIEW_ROLES = (ROLE_AGENT, ROLE_MANAGER, ROLE_ADMIN, ROLE_REFERENT)
@@ -130,3 +130,21 @@ def report_commune_ids(user: User) -> set[int] | None:
 def can_manage_api_tokens(user: User | None) -> bool:
     """API tokens of every organisation are created and revoked by Métropole admins."""
     return is_admin(user)
+
+
+def incident_commune_ids(user: User | None) -> set[int]:
+    """The communes for which `user` may open incident tickets and security alerts, and see them: those where
+    they are référent or agent (Toodego annex § 6.1.a)."""
+    return {m.organisation_id for m in _memberships(user)
+            if m.role in (ROLE_REFERENT, ROLE_AGENT) and m.organisation.kind == ORG_COMMUNE}
+
+
+def can_open_incident(user: User | None) -> bool:
+    return bool(incident_commune_ids(user))
+
+
+def can_view_incident(user: User | None, ticket: Ticket) -> bool:
+    """A commune's incident: the staff who see the ticket, and the commune's référents and agents."""
+    if can_view_as_staff(user, ticket):
+        return True
+    return ticket.kind == KIND_INCIDENT and ticket.commune_id is not None and ticket.commune_id in incident_commune_ids(user)

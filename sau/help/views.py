@@ -87,7 +87,10 @@ def help_form() -> Any:
                 session[NEW_TOKEN_KEY] = {"reference": ticket.reference, "token": token}
             return redirect(url_for("help.thanks", reference=ticket.reference), code=303)
     status = 422 if request.method == "POST" else 200
+    from sau.status.operations import under_way  # the maintenance banner (issue 6, point 3)
+
     return render_template("help/form.html", form=form, service=service, faq=faq, query=query,
+                           maintenance_now=under_way(service, now),
                            max_size=att.size_label(current_app.config["MAX_ATTACHMENT_BYTES"]),
                            max_files=current_app.config["MAX_ATTACHMENTS"], allowed=att.ALLOWED_LABEL), status
 

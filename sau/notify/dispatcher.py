@@ -72,7 +72,7 @@ def smtp_settings() -> SmtpSettings | None:
     return SmtpSettings(
         host=cfg["SMTP_HOST"], port=int(cfg.get("SMTP_PORT") or 25), username=cfg.get("SMTP_USERNAME"),
         password=cfg.get("SMTP_PASSWORD"), security=(cfg.get("SMTP_SECURITY") or "none").lower(),
-        timeout=float(setting("SMTP_TIMEOUT")), verify_certificate=cfg.get("SMTP_VERIFY_CERTIFICATE", True),
+        timeout=float(setting("SMTP_TIMEOUT")), ca_file=cfg.get("SMTP_CA_FILE") or None,
     )
 
 

@@ -104,9 +104,15 @@ class WebhookEndpoint(db.Model):
     url: Mapped[str] = mapped_column(sa.String(2000))
     secret: Mapped[str] = mapped_column(sa.String(200))  # HMAC key; the receiver holds the same one
     is_active: Mapped[bool] = mapped_column(default=True)
+    # The event types sent to this endpoint (see operations.WEBHOOK_EVENTS); None: every event.
+    events: Mapped[list[str] | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime]
+    secret_rotated_at: Mapped[datetime | None]
 
     organisation: Mapped[Organisation] = relationship()
+
+    def is_subscribed(self, event_type: str) -> bool:
+        return self.events is None or event_type in self.events
 
 
 class DeliveryAttempt(db.Model):

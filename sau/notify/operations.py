@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,6 +30,7 @@ from sau.notify.models import (
     PREF_EMAIL,
     PREF_INAPP,
     SENT,
+    DeliveryAttempt,
     Notification,
     NotificationPreference,
     WebhookEndpoint,
@@ -53,6 +55,11 @@ KIND_LABELS = {
     "sla_at_risk": "Échéance SLA bientôt atteinte",
     "sla_breached": "Échéance SLA dépassée",
     "incident_resolved": "Incident de ma commune résolu",
+    "security_alert": "Alerte de sécurité d'une commune (contacts sécurité de la Métropole)",
+    "maintenance_announced": "Maintenance programmée d'un service de ma commune",
+    "maintenance_changed": "Maintenance programmée modifiée",
+    "maintenance_cancelled": "Maintenance programmée annulée",
+    "maintenance_reminder": "Rappel avant une maintenance programmée",
 }
 # Events a connector's webhook does not receive: internal notes and the SLA's internal alerts.
 NOT_FOR_WEBHOOKS = frozenset({"comment.internal", "sla.at_risk", "sla.breached"})
@@ -165,9 +172,28 @@ def _plans(ticket: Ticket, event: TicketEvent) -> list[Plan]:
         return [Plan("escalated", _queue_people(ticket), {"message": data.get("reason") or ""})]
     if t == "sla.at_risk":
         return [Plan("sla_at_risk", _assignee_or_queue(ticket), {"deadline": _deadline(data)})]
+    if t == "security.alert":
+        return [Plan("security_alert", security_contacts(), _alert_extra(data))]
     if t == "sla.breached":
         return [Plan("sla_breached", _members(_org_id(ticket), (ROLE_MANAGER,)), {"deadline": _deadline(data)})]
     return []
+
+
+def security_contacts() -> list[Person]:
+    """The Métropole's security contacts, who receive security alerts at once (Toodego annex § 8): the
+    Métropole's managers (memberships granted by admins) and the shared mailboxes of the setting
+    SECURITY_CONTACT_EMAILS (e-mail only)."""
+    from sau.routing.operations import metropole
+
+    people = _members(metropole().id, (ROLE_MANAGER,))
+    people += [Person(None, email) for email in current_app.config.get("SECURITY_CONTACT_EMAILS") or ()]
+    return people
+
+
+def _alert_extra(data: dict[str, Any]) -> dict[str, Any]:
+    detected = datetime.fromisoformat(data["detected_at"]).astimezone(PARIS).strftime("%d/%m/%Y à %H:%M")
+    within = "oui" if data.get("within_8h") else "non (plus de 8 heures après la détection)"
+    return {"message": f"Attaque détectée le {detected} ; alerte dans les 8 heures : {within}."}
 
 
 def _deadline(data: dict[str, Any]) -> str:
@@ -313,6 +339,8 @@ def _enqueue_webhooks(ticket: Ticket, event: TicketEvent, now: datetime) -> list
         WebhookEndpoint.organisation_id.in_(org_ids), WebhookEndpoint.is_active.is_(True))))
     added = []
     for endpoint in endpoints:
+        if not endpoint.is_subscribed(event.type):
+            continue
         key = _new_key()
         body = _webhook_body(key, ticket, event, now)
         notification = _add(ticket, event.type, CHANNEL_WEBHOOK, "webhook", f"{event.type} {ticket.reference}",
@@ -427,12 +455,194 @@ def retry(actor: User, notification_id: int, now: datetime) -> Notification:
     return notification
 
 
-def add_webhook_endpoint(organisation: Organisation, url: str, now: datetime, secret: str | None = None) -> WebhookEndpoint:
-    """Register a connector endpoint for `organisation`; returns it (the secret is shared with the receiver)."""
-    if not url.startswith(("https://", "http://")):
-        raise ValidationFailed("Adresse de webhook invalide.", {"url": "http(s)://… attendu."})
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+# The ticket events a connector may subscribe to (the others never leave the SAU: NOT_FOR_WEBHOOKS).
+WEBHOOK_EVENTS = {
+    "ticket.created": "Demande créée",
+    "ticket.routed": "Demande orientée",
+    "ticket.assigned": "Demande attribuée",
+    "priority.set": "Priorité modifiée",
+    "status.changed": "Statut modifié",
+    "comment.public": "Réponse publique",
+    "requester.replied": "Réponse du demandeur",
+    "attachment.added": "Pièce jointe ajoutée",
+    "ticket.waiting": "Information demandée",
+    "ticket.waiting_ended": "Information reçue",
+    "ticket.resolved": "Demande résolue",
+    "ticket.closed": "Demande close",
+    "ticket.reopened": "Demande rouverte",
+    "ticket.rejected": "Demande rejetée",
+    "ticket.duplicate": "Demande marquée en doublon",
+    "ticket.escalated": "Demande escaladée",
+    "ticket.transferred": "Demande transférée",
+}
+
+
+def validate_webhook_url(url: str) -> str:
+    """The URL, stripped, if it is https (or http to the loopback interface, for local tests and tunnels).
+    Raises ValidationFailed otherwise."""
+    url = (url or "").strip()
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    ok = bool(host) and len(url) <= 2000 and (
+        parts.scheme == "https" or (parts.scheme == "http" and host in LOOPBACK_HOSTS))
+    if not ok:
+        raise ValidationFailed("Adresse de webhook invalide.",
+                               {"url": "Une adresse https://… est attendue (http:// seulement vers 127.0.0.1)."})
+    return url
+
+
+def _endpoint_snapshot(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    # Never the secret: the journal is read by every admin.
+    return {"organisation": endpoint.organisation.code, "url": endpoint.url, "events": endpoint.events,
+            "is_active": endpoint.is_active}
+
+
+def _endpoint_label(endpoint: WebhookEndpoint) -> str:
+    return f"{endpoint.organisation.name} — {endpoint.url}"
+
+
+def _require_admin(actor: User) -> None:
+    from sau.auth.policy import is_admin
+
+    if not is_admin(actor):
+        raise PermissionDenied("Réservé aux administrateurs de la Métropole.")
+
+
+def add_webhook_endpoint(organisation: Organisation, url: str, now: datetime, secret: str | None = None,
+                         events: list[str] | None = None) -> WebhookEndpoint:
+    """Register a connector endpoint for `organisation`; returns it (the secret is shared with the receiver).
+    Raises ValidationFailed for a URL that is neither https nor loopback http, or an unknown event."""
+    url = validate_webhook_url(url)
+    if events is not None:
+        unknown = sorted(set(events) - set(WEBHOOK_EVENTS))
+        if unknown or not events:
+            raise ValidationFailed("Événements invalides.", {"events": "Choisissez au moins un événement connu."})
+        events = [e for e in WEBHOOK_EVENTS if e in events]  # stable order
     endpoint = WebhookEndpoint(organisation=organisation, url=url, secret=secret or secrets.token_urlsafe(32),
-                               is_active=True, created_at=now)
+                               is_active=True, events=events, created_at=now)
     db.session.add(endpoint)
     db.session.flush()
     return endpoint
+
+
+def create_webhook_endpoint(actor: User, organisation: Organisation, url: str, events: list[str],
+                            now: datetime) -> WebhookEndpoint:
+    """An admin registers an endpoint (secret generated; show it once). Journaled without the secret.
+    Raises PermissionDenied or ValidationFailed."""
+    from sau.admin.operations import record
+
+    _require_admin(actor)
+    endpoint = add_webhook_endpoint(organisation, url, now, events=events)
+    record(actor, now, "webhook_endpoint.created", "webhook_endpoint", endpoint.id, _endpoint_label(endpoint),
+           after=_endpoint_snapshot(endpoint))
+    return endpoint
+
+
+def set_webhook_endpoint_active(actor: User, endpoint: WebhookEndpoint, is_active: bool,
+                                now: datetime) -> WebhookEndpoint:
+    """Disable (no new deliveries, pending ones are not sent) or re-enable an endpoint. Journaled.
+    Raises PermissionDenied."""
+    from sau.admin.operations import record
+
+    _require_admin(actor)
+    if endpoint.is_active == is_active:
+        return endpoint
+    before = _endpoint_snapshot(endpoint)
+    endpoint.is_active = is_active
+    db.session.flush()
+    record(actor, now, "webhook_endpoint.enabled" if is_active else "webhook_endpoint.disabled", "webhook_endpoint", endpoint.id,
+           _endpoint_label(endpoint), before=before, after=_endpoint_snapshot(endpoint))
+    return endpoint
+
+
+def rotate_webhook_secret(actor: User, endpoint: WebhookEndpoint, now: datetime) -> str:
+    """Replace the endpoint's HMAC secret; returns the new one (show it once). Deliveries still pending are
+    signed with the new secret. Journaled without the secret. Raises PermissionDenied."""
+    from sau.admin.operations import record
+
+    _require_admin(actor)
+    endpoint.secret = secrets.token_urlsafe(32)
+    endpoint.secret_rotated_at = now
+    db.session.flush()
+    record(actor, now, "webhook_endpoint.secret_rotated", "webhook_endpoint", endpoint.id, _endpoint_label(endpoint),
+           after={"secret_rotated_at": now.isoformat()})
+    return endpoint.secret
+
+
+def webhook_endpoints() -> list[WebhookEndpoint]:
+    """Every endpoint, grouped by organisation (name), oldest first within one."""
+    return list(db.session.scalars(sa.select(WebhookEndpoint).join(WebhookEndpoint.organisation)
+                                   .order_by(Organisation.name, WebhookEndpoint.id)))
+
+
+def endpoint_deliveries(endpoint: WebhookEndpoint, limit: int = 100) -> list[tuple[DeliveryAttempt, Notification]]:
+    """The endpoint's last `limit` delivery attempts, newest first, with their notification."""
+    stmt = (sa.select(DeliveryAttempt, Notification).join(Notification, DeliveryAttempt.notification_id == Notification.id)
+            .where(Notification.endpoint_id == endpoint.id)
+            .order_by(DeliveryAttempt.at.desc(), DeliveryAttempt.id.desc()).limit(limit))
+    return [(attempt, notification) for attempt, notification in db.session.execute(stmt)]
+
+
+# --- scheduled maintenance (issue 6, point 3) -----------------------------------------------------------
+
+MAINTENANCE_STEPS = ("announced", "changed", "cancelled", "reminder")
+
+
+def maintenance_recipients(service_id: int, on: Any) -> list[User]:
+    """Every active référent (for every service, or for this one) of every active commune with a subscription to
+    the service active on `on` (a date)."""
+    from sau.orgs.models import ORG_COMMUNE, Subscription
+
+    active = sa.and_(Subscription.starts_on <= on, sa.or_(Subscription.ends_on.is_(None), Subscription.ends_on >= on))
+    org_ids = sa.select(Subscription.organisation_id).join(Organisation, Organisation.id == Subscription.organisation_id) \
+        .where(Subscription.service_id == service_id, active, Organisation.kind == ORG_COMMUNE,
+               Organisation.is_active.is_(True))
+    return list(db.session.scalars(
+        sa.select(User).join(Membership, Membership.user_id == User.id)
+        .where(Membership.organisation_id.in_(org_ids), Membership.role == ROLE_REFERENT,
+               # A référent named for one service hears only of that service.
+               sa.or_(Membership.service_id.is_(None), Membership.service_id == service_id),
+               User.is_active_account.is_(True))
+        .order_by(User.id).distinct()))
+
+
+def enqueue_maintenance(maintenance: Any, step: str, now: datetime) -> list[Notification]:
+    """Tell every référent of every commune subscribed to the maintenance's service about `step` (announced,
+    changed, cancelled, reminder) of `maintenance` (a sau.status.models.Maintenance, flushed). Exactly once per
+    (maintenance, step, version, user, channel): the idempotency key is derived from them, and a key already in
+    the outbox is skipped. Adds to the session (not flushed) and returns the new rows."""
+    if step not in MAINTENANCE_STEPS:
+        raise ValueError(f"unknown maintenance step {step!r}")
+    kind = f"maintenance_{step}"
+    people = maintenance_recipients(maintenance.service_id, now.astimezone(PARIS).date())
+    prefix = f"maint-{maintenance.id}-{step}-v{maintenance.version}-"
+    existing = set(db.session.scalars(sa.select(Notification.idempotency_key)
+                                      .where(Notification.idempotency_key.like(prefix + "%"))))
+    existing |= {o.idempotency_key for o in db.session.new if isinstance(o, Notification)}
+    prefs = _preferences({u.id for u in people})
+    window = "du {} au {}".format(maintenance.starts_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M"),
+                                  maintenance.ends_at.astimezone(PARIS).strftime("%d/%m/%Y à %H:%M"))
+    added: list[Notification] = []
+    for user in people:
+        context = {
+            "reference": f"MAINT-{maintenance.id}", "subject": window, "message": maintenance.impact or "",
+            "service_name": maintenance.service.name, "recipient_name": user.display_name,
+            "ticket_url": _public_url(f"/statut/{maintenance.service.code}"),
+            "preferences_url": _public_url("/notifications/preferences"),
+        }
+        subject = render_subject(kind, context)
+        channels = [CHANNEL_INAPP]
+        if prefs.get((user.id, kind), PREF_EMAIL) == PREF_EMAIL and user.email:
+            channels.append(CHANNEL_EMAIL)
+        for channel in channels:
+            key = f"{prefix}u{user.id}-{channel}"
+            if key in existing:
+                continue
+            existing.add(key)
+            notification = _add(None, f"maintenance.{step}", channel, kind, subject, context, now,  # type: ignore[arg-type]
+                                user=user, email=user.email if channel == CHANNEL_EMAIL else None)
+            notification.idempotency_key = key
+            added.append(notification)
+    return added

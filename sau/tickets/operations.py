@@ -18,7 +18,7 @@ from sau.auth.models import User
 from sau.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed, WorkflowError
 from sau.extensions import db
 from sau.orgs.models import Category, Organisation, School, Service
-from sau.routing.operations import RoutingRequest, metropole, route
+from sau.routing.operations import RoutingDecision, RoutingRequest, commune_offer, metropole, route
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import (
     CLOS,
@@ -26,6 +26,7 @@ from sau.tickets.models import (
     EN_ATTENTE,
     EN_COURS,
     KIND_DEMANDE,
+    KIND_INCIDENT,
     NOUVEAU,
     OPEN_STATUSES,
     PRIORITIES,
@@ -165,15 +166,22 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         )
     if requester is None and not req.email:
         raise ValidationFailed("Indiquez une adresse e-mail pour être tenu informé.", {"email": "Champ obligatoire."})
-    decision = route(
-        RoutingRequest(
-            service=req.service,
-            category_code=req.category.code if req.category else None,
-            commune=req.commune,
-            school=req.school,
-            on=now.astimezone(PARIS).date(),
-        )
+    routing_request = RoutingRequest(
+        service=req.service,
+        category_code=req.category.code if req.category else None,
+        commune=req.commune,
+        school=req.school,
+        on=now.astimezone(PARIS).date(),
     )
+    if req.kind == KIND_INCIDENT:
+        # A commune's incident goes to the Métropole's support whatever the routing rules (which are admin data)
+        # say: the convention binds the Métropole to resolve it (Toodego annex § 6.1.a).
+        decision = RoutingDecision(
+            metropole(), 1, "Incident d'une commune : support de la Métropole (annexe Toodego § 6.1.a).", None,
+            False, commune_offer(req.commune, req.service, routing_request.on),
+        )
+    else:
+        decision = route(routing_request)
     token = secrets.token_urlsafe(24) if requester is None else None
     ticket = Ticket(
         reference=next_reference(now),

@@ -106,3 +106,35 @@ def test_documented_error_shape_is_the_one_served(client, doc):
     assert set(body) == set(error_schema["required"])
     assert set(error_schema["properties"]["error"]["required"]) <= set(body["error"])
     assert set(body["error"]) <= set(error_schema["properties"]["error"]["properties"])
+
+
+def test_every_post_documents_idempotency_headers(doc):
+    posts = {path: item["post"] for path, item in doc["paths"].items() if "post" in item}
+    assert posts
+    for path, operation in posts.items():
+        params = [_resolve(doc, p["$ref"]) if "$ref" in p else p for p in operation.get("parameters", [])]
+        keys = [p for p in params if p["name"] == "Idempotency-Key"]
+        assert len(keys) == 1 and keys[0]["in"] == "header" and not keys[0]["required"], path
+        assert keys[0]["schema"]["maxLength"] >= 36, path  # a UUID fits
+        successes = {s: r for s, r in operation["responses"].items() if s.startswith("2")}
+        assert successes, path
+        for response in successes.values():
+            assert "Idempotent-Replayed" in response.get("headers", {}), path
+    for item in doc["paths"].values():  # not on reads
+        for method, operation in item.items():
+            if method == "get":
+                assert all("Idempotency" not in str(p) for p in operation.get("parameters", []))
+
+
+def test_documented_replay_header_is_what_a_replay_sends(client, doc):
+    body = {"service": "toodego", "category": "teleservice-communal", "commune": "69081",
+            "subject": "Inscription cantine impossible", "description": "Le paiement échoue à la dernière étape.",
+            "email": "parent@example.org"}
+    headers = {"Idempotency-Key": "openapi-replay-1"}
+    first = client.post("/api/v1/requests", json=body, headers=headers)
+    again = client.post("/api/v1/requests", json=body, headers=headers)
+    assert first.status_code == again.status_code == 201
+    assert "Idempotent-Replayed" not in first.headers
+    header = doc["components"]["headers"]["IdempotentReplayed"]
+    assert again.headers["Idempotent-Replayed"] in header["schema"]["enum"]
+    assert again.get_json()["reference"] == first.get_json()["reference"]

@@ -28,6 +28,7 @@ ECULLY_WORK = frozenset({"agent_ecully", "admin"})  # may work an Écully ticket
 ECULLY_VIEW = ECULLY_WORK | {"referent_ecully"}  # may see it as staff
 STAFF = frozenset({"agent_ecully", "agent_tassin", "agent_metropole", "referent_ecully", "manager_metropole", "admin"})
 REPORTS = frozenset({"manager_metropole", "admin"})
+COMMUNE_STAFF = frozenset({"agent_ecully", "agent_tassin", "referent_ecully"})  # may open incidents
 
 # (endpoint, method) -> roles allowed.
 TABLE: dict[tuple[str, str], frozenset[str]] = {
@@ -87,6 +88,24 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("admin_tokens.index", "GET"): ADMIN, ("admin_tokens.create", "POST"): ADMIN,
     ("admin_tokens.revoke", "POST"): ADMIN,
     ("notify_admin.dead_letters", "GET"): ADMIN, ("notify_admin.retry", "POST"): ADMIN,
+    # Status page (issue 6): public; outages and maintenance are managed by Métropole agents, managers, admins.
+    ("status.index", "GET"): ALL, ("status.service", "GET"): ALL,
+    **{(f"status.{e}", m): METRO_STAFF | {"manager_metropole"} for e, m in (
+        ("manage", "GET"), ("outage_new", "GET"), ("outage_new", "POST"), ("maintenance_new", "GET"),
+        ("maintenance_new", "POST"))},
+    # No outage or maintenance in the demo data: 404 for staff, 403 for the others (covered by tests/status).
+    **{(f"status.{e}", m): frozenset() for e, m in (
+        ("outage_edit", "GET"), ("outage_edit", "POST"), ("maintenance_edit", "GET"), ("maintenance_edit", "POST"),
+        ("maintenance_cancel", "POST"))},
+    # Commune incidents and security alerts: a commune's référents and agents (policy.can_open_incident).
+    **{(f"incidents.{e}", m): COMMUNE_STAFF for e, m in (
+        ("new", "GET"), ("new", "POST"), ("security_alert", "GET"), ("security_alert", "POST"), ("index", "GET"))},
+    ("incidents_api.create_incident", "POST"): COMMUNE_STAFF,
+    # The fixture's ticket is a help request, not an incident: 404 for everyone (covered by tests/incidents).
+    ("incidents.detail", "GET"): frozenset(),
+    ("notify_admin.webhooks", "GET"): ADMIN, ("notify_admin.webhook_create", "POST"): ADMIN,
+    ("notify_admin.webhook_log", "GET"): ADMIN, ("notify_admin.webhook_disable", "POST"): ADMIN,
+    ("notify_admin.webhook_enable", "POST"): ADMIN, ("notify_admin.webhook_rotate_secret", "POST"): ADMIN,
 }
 
 DENIED_STATUSES = (401, 403, 404)
@@ -96,7 +115,7 @@ def _ids(app: Flask, reference: str) -> dict[str, Any]:
     from sau.auth.models import ApiToken, Membership
     from sau.extensions import db
     from sau.faq.models import FaqEntry
-    from sau.notify.models import Notification
+    from sau.notify.models import Notification, WebhookEndpoint
     from sau.orgs.models import (
         CalendarClosure,
         Category,
@@ -121,7 +140,8 @@ def _ids(app: Flask, reference: str) -> dict[str, Any]:
             "admin_id": first(SchoolAdministrator), "entry_id": first(FaqEntry), "membership_id": first(Membership),
             "rule_id": first(RoutingRule), "closure_id": first(CalendarClosure),
             "notification_id": first(Notification), "token_id": first(ApiToken),
-            "attachment_id": 999999, "filename": "absent.txt", "code": "toodego",
+            "endpoint_id": first(WebhookEndpoint),
+            "outage_id": 999999, "maintenance_id": 999999, "attachment_id": 999999, "filename": "absent.txt", "code": "toodego",
         }
 
 
@@ -172,6 +192,7 @@ def _fixture(app: Flask, make_request: Any) -> dict[str, Any]:
     from sau.auth.tokens import create_token
     from sau.clock import now_utc
     from sau.extensions import db
+    from sau.notify.operations import add_webhook_endpoint
     from sau.orgs.models import Organisation
 
     reference = make_request(requester="usager_a", commune="69081")
@@ -179,6 +200,7 @@ def _fixture(app: Flask, make_request: Any) -> dict[str, Any]:
         admin = db.session.scalar(sa.select(User).where(User.email == DEMO_EMAILS["admin"]))
         org = db.session.scalar(sa.select(Organisation).where(Organisation.code == "69081"))
         create_token(admin, org, "GRU", ["tickets:read"], now_utc())
+        add_webhook_endpoint(org, "https://gru.ecully.example/sau", now_utc())
         db.session.commit()
     return _ids(app, reference)
 

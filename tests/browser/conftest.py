@@ -31,6 +31,7 @@ DEMO_NAMES = {
     "usager_b": "Louis Bernard",
     "agent_metropole": "Alice Dupont",
     "agent_ecully": "Étienne Roux",
+    "referent_ecully": "Rémi Leroy",
 }
 
 
