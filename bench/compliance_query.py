@@ -25,9 +25,10 @@ PARIS = ZoneInfo("Europe/Paris")
 
 def cpu_model() -> str:
     try:
-        for line in open("/proc/cpuinfo", encoding="utf-8"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or "unknown"
@@ -54,7 +55,7 @@ def main() -> None:
             "month (2026-10)": dict(start=month[0], end=month[1]),
             "quarter (2026-T3)": dict(start=datetime(2026, 7, 1, tzinfo=PARIS), end=datetime(2026, 10, 1, tzinfo=PARIS)),
             "year (2026)": dict(start=datetime(2026, 1, 1, tzinfo=PARIS), end=datetime(2027, 1, 1, tzinfo=PARIS)),
-            "24 months": dict(start=now - timedelta(days=731), end=now + timedelta(days=1)),
+            "24 months": {"start": now - timedelta(days=731), "end": now + timedelta(days=1)},
             "year, service toodego": dict(start=datetime(2026, 1, 1, tzinfo=PARIS),
                                           end=datetime(2027, 1, 1, tzinfo=PARIS), service="toodego"),
             "year, one commune": dict(start=datetime(2026, 1, 1, tzinfo=PARIS),

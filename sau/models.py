@@ -1,7 +1,7 @@
 """Import every model so that metadata (Alembic, tests) sees the whole schema."""
 from sau.admin.models import AuditEvent  # noqa: F401
-from sau.auth.models import Identity, Membership, User  # noqa: F401
 from sau.api.idempotency import IdempotencyRecord  # noqa: F401
+from sau.auth.models import Identity, Membership, User  # noqa: F401
 from sau.faq.models import FaqEntry  # noqa: F401
 from sau.incidents.models import SecurityAlert  # noqa: F401
 from sau.notify.models import DeliveryAttempt, Notification, NotificationPreference, WebhookEndpoint  # noqa: F401

@@ -88,19 +88,18 @@ def register_web(app: Flask) -> None:
     from sau.admin.views import bp as admin_bp
     from sau.agent.views import bp as agent_bp
     from sau.api.views import bp as api_bp
+    from sau.auth import sessions as auth_sessions
+    from sau.auth import tokens as auth_tokens
+    from sau.auth.admin_tokens import bp as admin_tokens_bp
     from sau.auth.views import bp as auth_bp
     from sau.help.views import bp as help_bp
     from sau.incidents.views import api_bp as incidents_api_bp
     from sau.incidents.views import bp as incidents_bp
     from sau.main_views import bp as main_bp
-    from sau.status.views import bp as status_bp
-    from sau.usager.views import bp as usager_bp
-
-    from sau.auth import sessions as auth_sessions
-    from sau.auth import tokens as auth_tokens
-    from sau.auth.admin_tokens import bp as admin_tokens_bp
     from sau.notify.views import admin_bp as notify_admin_bp
     from sau.notify.views import bp as notify_bp
+    from sau.status.views import bp as status_bp
+    from sau.usager.views import bp as usager_bp
 
     for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp, notify_bp,
                notify_admin_bp, incidents_bp, incidents_api_bp, status_bp):
@@ -172,8 +171,7 @@ def register_web(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
-        from sqlalchemy.exc import OperationalError
-        from sqlalchemy.exc import InterfaceError
+        from sqlalchemy.exc import InterfaceError, OperationalError
 
         db.session.rollback()
         if isinstance(exc, (OperationalError, InterfaceError)):

@@ -751,4 +751,4 @@ def faq_delete(entry_id: int) -> Any:
                    url_for("admin.faq_list", service=code), _faq_page)
 
 
-from sau.admin import calendar as _calendar  # noqa: E402,F401  (its routes belong to this blueprint)
+from sau.admin import calendar as _calendar  # noqa: F401  (its routes belong to this blueprint)

@@ -1,7 +1,8 @@
 """The agent workspace: the queue of the agent's organisation(s) and the ticket page with its actions."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for

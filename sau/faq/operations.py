@@ -11,8 +11,7 @@ from sau.faq.models import FaqEntry
 from sau.orgs.models import Service
 
 STOPWORDS = frozenset(
-    "le la les un une des de du d l et ou a au aux en dans sur pour par pas ne je j me mon ma mes il elle on "
-    "nous vous ils est sont ai suis que qui quoi comment pourquoi quand ce cette ces se sa son avec plus".split()
+    ["le", "la", "les", "un", "une", "des", "de", "du", "d", "l", "et", "ou", "a", "au", "aux", "en", "dans", "sur", "pour", "par", "pas", "ne", "je", "j", "me", "mon", "ma", "mes", "il", "elle", "on", "nous", "vous", "ils", "est", "sont", "ai", "suis", "que", "qui", "quoi", "comment", "pourquoi", "quand", "ce", "cette", "ces", "se", "sa", "son", "avec", "plus"]
 )
 
 

@@ -27,7 +27,7 @@ from sau.errors import SauError, ValidationFailed
 from sau.extensions import db, limiter
 from sau.faq.operations import search as faq_search
 from sau.help import intake
-from sau.help.forms import ReopenForm, ReplyForm, HelpRequestForm
+from sau.help.forms import HelpRequestForm, ReopenForm, ReplyForm
 from sau.tickets import attachments as att
 from sau.tickets import operations as ops
 from sau.tickets.models import RESOLU, Attachment, Ticket

@@ -169,9 +169,9 @@ class SchoolAdministrator(db.Model):
     created_at: Mapped[datetime]
 
     school: Mapped[School] = relationship(back_populates="administrators")
-    user: Mapped["User"] = relationship()  # noqa: F821
+    user: Mapped[User] = relationship()
 
     __table_args__ = (sa.UniqueConstraint("school_id", "user_id", name="school_user"),)
 
 
-from sau.auth.models import User  # noqa: E402,F401  (resolve the relationship target)
+from sau.auth.models import User

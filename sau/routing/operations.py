@@ -105,4 +105,4 @@ def route(req: RoutingRequest) -> RoutingDecision:
     )
 
 
-__all__ = ["RoutingDecision", "RoutingRequest", "route", "metropole", "commune_offer", "TARGET_METROPOLE"]
+__all__ = ["TARGET_METROPOLE", "RoutingDecision", "RoutingRequest", "commune_offer", "metropole", "route"]

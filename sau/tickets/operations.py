@@ -472,7 +472,7 @@ def requester_reply(
         raise PermissionDenied("Seul le demandeur peut répondre ici.")
     if ticket.status not in OPEN_STATUSES:
         raise WorkflowError(
-            "Votre demande est « %s » : vous ne pouvez plus y répondre." % ticket.status_label
+            f"Votre demande est « {ticket.status_label} » : vous ne pouvez plus y répondre."
             + (" Vous pouvez la rouvrir si le problème persiste." if ticket.status == RESOLU else "")
         )
     body = _clean_body(body)

@@ -24,7 +24,7 @@ def test_resolved_tickets_close_after_the_reopen_window(app, ctx, clock, make_re
     db.session.expire_all()
     assert old.status == "clos" and old.closed_at == clock.now()
     assert recent.status == "resolu" and still_open.status == "nouveau"
-    closed = [e for e in old.events if e.type == "ticket.closed"][0]
+    closed = next(e for e in old.events if e.type == "ticket.closed")
     assert closed.actor_id is None and closed.actor_label == "SAU (automatique)"
     assert close_resolved_after_window(clock.now(), 15) == 0  # idempotent
 
