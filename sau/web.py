@@ -96,13 +96,14 @@ def register_web(app: Flask) -> None:
     from sau.incidents.views import api_bp as incidents_api_bp
     from sau.incidents.views import bp as incidents_bp
     from sau.main_views import bp as main_bp
+    from sau.reports.views import bp as reports_bp
     from sau.notify.views import admin_bp as notify_admin_bp
     from sau.notify.views import bp as notify_bp
     from sau.status.views import bp as status_bp
     from sau.usager.views import bp as usager_bp
 
     for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp, notify_bp,
-               notify_admin_bp, incidents_bp, incidents_api_bp, status_bp):
+               notify_admin_bp, incidents_bp, incidents_api_bp, status_bp, reports_bp):
         app.register_blueprint(bp)
     from sau.api import idempotency
 
@@ -208,6 +209,7 @@ def register_web(app: Flask) -> None:
             "is_staff": policy.is_staff(user),
             "is_admin": policy.is_admin(user),
             "can_manage_faq": policy.can_manage_faq(user),
+            "can_view_reports": policy.can_view_reports(user),
             "can_open_incident": policy.can_open_incident(user),
             "dev_login_enabled": app.config.get("DEV_LOGIN", False),
         }

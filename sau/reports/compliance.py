@@ -8,6 +8,7 @@ past its deadline (a clock suspended with time left cannot breach), open otherwi
 """
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -19,6 +20,11 @@ from sau.orgs.models import Organisation, Service
 from sau.tickets.models import Ticket
 from sla import COMMITTED_PRIORITIES, DEFAULT_COMPLIANCE_TARGET, ComplianceFigures
 from sla.compliance import figures_from_counts
+
+
+def _sort_name(name: str) -> str:
+    """Alphabetical order ignoring accents (Écully between Dardilly and Feyzin)."""
+    return "".join(c for c in unicodedata.normalize("NFKD", name.casefold()) if not unicodedata.combining(c))
 
 
 @dataclass(frozen=True)
@@ -78,5 +84,5 @@ def compliance_by_commune(
         m, b, c = (int(row.met), int(row.breached), int(row.committed)) if row else (0, 0, 0)
         result.append(CommuneCompliance(code, name, figures_from_counts(m, b, c - m - b, target)))
     result.sort(key=lambda r: (r.figures.compliance if r.figures.compliance is not None else 2.0,
-                               -r.figures.breached, r.name))
+                               -r.figures.breached, _sort_name(r.name)))
     return result

@@ -64,6 +64,8 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     **{(f"api.{action}", "POST"): ECULLY_WORK for action in (
         "set_priority", "add_comment", "assign", "change_status", "escalate", "transfer")},
     ("api.sla_report", "GET"): REPORTS,
+    ("reports.sla_dashboard", "GET"): REPORTS,
+    ("reports.sla_csv", "GET"): REPORTS,
     # Administration: Métropole admins; the FAQ also Métropole agents and managers (policy.can_manage_faq).
     ("admin.faq_list", "GET"): METRO_STAFF | {"manager_metropole"},
     **{(f"admin.{e}", m): METRO_STAFF | {"manager_metropole"} for e, m in (

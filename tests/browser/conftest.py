@@ -32,6 +32,7 @@ DEMO_NAMES = {
     "agent_metropole": "Alice Dupont",
     "agent_ecully": "Étienne Roux",
     "referent_ecully": "Rémi Leroy",
+    "manager_metropole": "Manon Girard",
 }
 
 
