@@ -94,7 +94,8 @@ def test_token_lifecycle(app: Flask, login_as, make_request, clock) -> None:
         from sau.admin.models import AuditEvent
         from sau.extensions import db
 
-        actions = db.session.scalars(sa.select(AuditEvent.action).where(AuditEvent.object_type == "api_token")).all()
+        actions = db.session.scalars(sa.select(AuditEvent.action).where(AuditEvent.object_type == "api_token")
+                                     .order_by(AuditEvent.id)).all()
         assert actions == ["api_token.created", "api_token.revoked"]
 
 

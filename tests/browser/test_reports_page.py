@@ -21,13 +21,13 @@ def test_dashboard_is_accessible(page: Page) -> None:
     assert page.get_by_role("heading", level=1).inner_text() == "Respect des délais de résolution par commune"
     assert page.get_by_role("row").count() == 59  # header + 58 communes
     assert_no_axe_violations(page)
-    page.get_by_label("Période").fill("2026-T1")
+    page.get_by_label("Période", exact=True).fill("2026-T1")
     page.get_by_label("Priorité").select_option("bloquant")
     page.get_by_role("button", name="Afficher").click()
     assert "period=2026-T1" in page.url
     assert_no_axe_violations(page)
     screenshot(page, "reports-sla")
-    page.get_by_label("Période").fill("2026-13")
+    page.get_by_label("Période", exact=True).fill("2026-13")
     page.get_by_role("button", name="Afficher").click()
     assert "Mois invalide." in page.get_by_role("alert").inner_text()
     assert_no_axe_violations(page)

@@ -84,3 +84,13 @@ def test_bad_filters_are_explained_in_french(app, login_as):
     assert "Mois invalide." in html and "Service inconnu." in html
     assert client.get("/rapports/sla.csv?period=n").status_code == 422
     assert login_as("agent_ecully").get("/rapports/sla").status_code == 403
+
+
+def test_custom_period(app, clock, make_request, login_as):
+    _history(app, clock, make_request)
+    client = login_as("manager_metropole")
+    html = client.get("/rapports/sla?start=2026-03-01&end=2026-03-31").get_data(as_text=True)
+    assert "4 tickets engagés" in html and "Du 01/03/2026 au 01/04/2026 (exclu)" in html
+    assert "0 ticket engagé" in client.get("/rapports/sla?start=2026-04-01&end=2026-04-30").get_data(as_text=True)
+    bad = client.get("/rapports/sla?start=2026-04-30&end=2026-04-01")
+    assert bad.status_code == 422 and "La date de fin précède la date de début." in bad.get_data(as_text=True)
