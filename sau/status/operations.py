@@ -99,17 +99,24 @@ def outage_errors(started_at: datetime | None, ended_at: datetime | None, kind: 
     return errors
 
 
-def record_outage(actor: User, now: datetime, service: Service, started_at: datetime | None,
-                  ended_at: datetime | None, kind: str, is_planned: bool, description: str,
-                  ticket_references: list[str]) -> Outage:
-    """Record an outage (`ended_at` None: ongoing), linked to the given tickets."""
-    _require(actor)
+def _validated_outage(started_at: datetime | None, ended_at: datetime | None, kind: str, description: str,
+                      ticket_references: list[str], now: datetime) -> tuple[str, list[Any]]:
+    """The outage's cleaned description and linked tickets. Raises ValidationFailed naming every bad field."""
     description = (description or "").strip()
     errors: dict[str, str] = {}
     _check_outage(started_at, ended_at, kind, description, now, errors)
     tickets = _tickets(ticket_references, errors)
     if errors:
         raise ValidationFailed(FORM_ERROR, errors)
+    return description, tickets
+
+
+def record_outage(actor: User, now: datetime, service: Service, started_at: datetime | None,
+                  ended_at: datetime | None, kind: str, is_planned: bool, description: str,
+                  ticket_references: list[str]) -> Outage:
+    """Record an outage (`ended_at` None: ongoing), linked to the given tickets."""
+    _require(actor)
+    description, tickets = _validated_outage(started_at, ended_at, kind, description, ticket_references, now)
     assert started_at is not None
     outage = Outage(service=service, started_at=started_at, ended_at=ended_at, kind=kind, is_planned=is_planned,
                     description=description, created_at=now, created_by=actor, tickets=tickets)
@@ -125,12 +132,7 @@ def update_outage(actor: User, now: datetime, outage: Outage, service: Service, 
                   ticket_references: list[str]) -> Outage:
     """Correct an outage or record its end."""
     _require(actor)
-    description = (description or "").strip()
-    errors: dict[str, str] = {}
-    _check_outage(started_at, ended_at, kind, description, now, errors)
-    tickets = _tickets(ticket_references, errors)
-    if errors:
-        raise ValidationFailed(FORM_ERROR, errors)
+    description, tickets = _validated_outage(started_at, ended_at, kind, description, ticket_references, now)
     before = _outage_snapshot(outage)
     assert started_at is not None
     outage.service, outage.started_at, outage.ended_at, outage.kind = service, started_at, ended_at, kind
