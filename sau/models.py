@@ -9,3 +9,4 @@ from sau.orgs.models import CalendarClosure, Category, Organisation, School, Sch
 from sau.routing.models import RoutingRule  # noqa: F401
 from sau.status.models import Maintenance, Outage  # noqa: F401
 from sau.tickets.models import Attachment, Comment, ReferenceCounter, SlaAlert, Ticket, TicketEvent  # noqa: F401
+from sau.privacy.access_log import AccessLogEntry  # noqa: F401
