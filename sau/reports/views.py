@@ -2,8 +2,7 @@
 worst commune first, with filters and a CSV export. A commune's manager sees only their commune."""
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, abort, render_template, request
@@ -12,13 +11,24 @@ from flask_login import current_user, login_required
 from sau.auth import policy
 from sau.clock import now_utc
 from sau.help import intake
+from sau.reports import exports
 from sau.reports.compliance import CommuneCompliance, compliance_by_commune
 from sau.reports.periods import PARIS, PeriodError, parse_period
 from sau.tickets.models import KINDS
 
 bp = Blueprint("reports", __name__, url_prefix="/rapports")
-CSV_COLUMNS = ("code_insee", "commune", "engages", "respectes", "depasses", "en_cours", "conformite",
-               "objectif", "conforme", "marge_erreurs")
+DASHBOARD_COLUMNS = [
+    ("code_insee", "Code INSEE"), ("commune", "Commune"), ("engages", "Tickets engagés"),
+    ("respectes", "Délais respectés"), ("depasses", "Délais dépassés"), ("en_cours", "En cours"),
+    ("conformite", "Conformité (%)"), ("objectif", "Objectif (%)"), ("conforme", "Conforme"),
+    ("marge_erreurs", "Marge (dépassements encore admis)"),
+]
+
+
+def _title(name: str, ctx: dict[str, Any]) -> str:
+    last = ctx["end"].astimezone(PARIS).date().toordinal() - 1
+    from datetime import date
+    return f"{name} du {ctx['start'].astimezone(PARIS):%d/%m/%Y} au {date.fromordinal(last):%d/%m/%Y}"
 
 
 def _query() -> tuple[list[CommuneCompliance], dict[str, Any]]:
@@ -65,20 +75,30 @@ def sla_dashboard() -> Any:
     ), status
 
 
+def _dashboard_rows(rows: list[CommuneCompliance]) -> Iterator[tuple[Any, ...]]:
+    for r in rows:
+        f = r.figures
+        yield (r.code, r.name, f.committed, f.met, f.breached, f.open,
+               None if f.compliance is None else float(f.compliance * 100), 95,
+               "oui" if f.is_conforme else "non", f.error_budget)
+
+
+def _sla_export(fmt: str) -> Response:
+    rows, ctx = _query()
+    if ctx["errors"]:
+        return exports.filter_error_response(ctx["errors"])
+    stem = f"conformite-sla-{ctx['start'].astimezone(PARIS):%Y-%m-%d}"
+    return exports.table_response(fmt, stem, DASHBOARD_COLUMNS, _dashboard_rows(rows),
+                                  title=_title("Conformité SLA par commune", ctx))
+
+
 @bp.get("/sla.csv")
 @login_required
 def sla_csv() -> Response:
-    rows, ctx = _query()
-    if ctx["errors"]:
-        abort(422)
-    out = io.StringIO()
-    writer = csv.writer(out, delimiter=";")
-    writer.writerow(CSV_COLUMNS)
-    for r in rows:
-        f = r.figures
-        writer.writerow([r.code, r.name, f.committed, f.met, f.breached, f.open,
-                         "" if f.compliance is None else f"{f.compliance * 100:.2f}".replace(".", ","),
-                         "95", "oui" if f.is_conforme else "non", f.error_budget])
-    name = f"conformite-sla-{ctx['start'].astimezone(PARIS):%Y-%m-%d}.csv"
-    return Response("\ufeff" + out.getvalue(), mimetype="text/csv",
-                    headers={"Content-Disposition": f'attachment; filename="{name}"', "Cache-Control": "no-store"})
+    return _sla_export("csv")
+
+
+@bp.get("/sla.xlsx")
+@login_required
+def sla_xlsx() -> Response:
+    return _sla_export("xlsx")

@@ -66,6 +66,7 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("api.sla_report", "GET"): REPORTS,
     ("reports.sla_dashboard", "GET"): REPORTS,
     ("reports.sla_csv", "GET"): REPORTS,
+    ("reports.sla_xlsx", "GET"): REPORTS,
     # Administration: Métropole admins; the FAQ also Métropole agents and managers (policy.can_manage_faq).
     ("admin.faq_list", "GET"): METRO_STAFF | {"manager_metropole"},
     **{(f"admin.{e}", m): METRO_STAFF | {"manager_metropole"} for e, m in (
