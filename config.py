@@ -109,6 +109,8 @@ class BaseConfig:
     # Scheduler inside the web process (embedded default) or in its own process (production).
     SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    # Production behind a load balancer: number of proxies whose X-Forwarded-* headers are trusted (sau/wsgi.py).
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
     # Access log (issue 8, point 5): entries older than this are purged daily by the scheduler (0: keep all).
     ACCESS_LOG_RETENTION_DAYS = _env_int("ACCESS_LOG_RETENTION_DAYS", 365)
 

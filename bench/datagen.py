@@ -1,7 +1,12 @@
 """Realistic volumes for benchmarks: the 58 communes of the Métropole weighted by population, 4 services,
-N tickets over M months with their events, SLA fields computed by the pure engine (as the app stores them).
+N tickets over M months with their events and comments (agents' public replies, internal notes, requesters'
+replies, each with its `comment.*` / `requester.replied` event), SLA fields computed by the pure engine (as the
+app stores them).
 
-    .venv/bin/python -m bench.datagen postgresql+psycopg://…/db --tickets 1000000 --months 24
+    .venv/bin/python -m bench.datagen postgresql+psycopg://…/db --tickets 1000000 --months 24 [--open-share 0.1]
+
+`--open-share`: about that share of the tickets is still open (the most recent ones; 0.1 → ~100,000 open tickets
+out of 1,000,000, the SLA sweep benchmark's volume).
 
 Bulk-loaded with PostgreSQL COPY (the schema comes from the migrations, the reference data from demo.json).
 """
@@ -30,6 +35,14 @@ TICKET_COLUMNS = (
     "sla_breach_at", "sla_state", "sla_met", "sla_paused", "version",
 )
 EVENT_COLUMNS = ("ticket_id", "type", "at", "actor_label", "is_public", "data")
+COMMENT_COLUMNS = ("id", "ticket_id", "author_label", "is_internal", "is_from_requester", "body", "created_at")
+COMMENT_BODIES = (
+    "Bonjour, pouvez-vous préciser la page concernée et joindre une capture d'écran ?",
+    "Nous avons transmis votre demande au service compétent.",
+    "Le problème venait d'un paramétrage du compte ; il est corrigé.",
+    "Merci, cela fonctionne à nouveau de mon côté.",
+    "Voici la capture demandée, l'erreur apparaît après validation du formulaire.",
+)
 
 
 def _copy_value(value: Any) -> str:
@@ -79,6 +92,7 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
         metropole = db.session.execute(sa.text("SELECT id FROM organisations WHERE kind = 'metropole'")).scalar_one()
         services = dict(db.session.execute(sa.text("SELECT code, id FROM services")).all())
         start_id = (db.session.execute(sa.text("SELECT coalesce(max(id), 0) FROM tickets")).scalar_one()) + 1
+        comment_id = (db.session.execute(sa.text("SELECT coalesce(max(id), 0) FROM comments")).scalar_one()) + 1
     commune_ids = [c[0] for c in communes]
     weights = [c[1] for c in communes]
     cal = BusinessCalendar()
@@ -86,20 +100,22 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
     span = timedelta(days=30.44 * months)
     origin = now - span
     counters: dict[int, int] = {}
-    tbuf, ebuf = io.StringIO(), io.StringIO()
+    tbuf, ebuf, cbuf = io.StringIO(), io.StringIO(), io.StringIO()
+    n_events = n_comments = 0
     cur = conn.cursor()
 
     def flush() -> None:
         with cur.copy(f"COPY tickets ({', '.join(TICKET_COLUMNS)}) FROM STDIN") as copy:
             copy.write(tbuf.getvalue())
         if with_events:
+            with cur.copy(f"COPY comments ({', '.join(COMMENT_COLUMNS)}) FROM STDIN") as copy:
+                copy.write(cbuf.getvalue())
             with cur.copy(f"COPY ticket_events ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
                 copy.write(ebuf.getvalue())
         conn.commit()
-        tbuf.seek(0)
-        tbuf.truncate()
-        ebuf.seek(0)
-        ebuf.truncate()
+        for buf in (tbuf, ebuf, cbuf):
+            buf.seek(0)
+            buf.truncate()
 
     times = sorted(origin + span * rng.random() for _ in range(tickets))
     for i, created in enumerate(times):
@@ -128,12 +144,30 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
             resolved_at = cal.add_business_time(base, timedelta(hours=hours))
             if resolved_at > now:
                 resolved_at = None
+        # Taken in charge by an agent a little after triage (most tickets), then a few comments.
+        first_touch = priority_at or created
+        limit_at = resolved_at or now
+        taken_in_charge = rng.random() < 0.8 and first_touch < limit_at
+        if taken_in_charge:
+            taken = min(limit_at, first_touch + timedelta(minutes=rng.randint(1, 120)))
+            events.append(("ticket.assigned", taken, {"before": None, "after": "Agent de démonstration"}, False))
+            events.append(("status.changed", taken, {"before": "nouveau", "after": "en_cours"}))
+        for _ in range(rng.choices((0, 1, 2, 3), (0.45, 0.3, 0.15, 0.1))[0]):
+            at = first_touch + (limit_at - first_touch) * rng.random()
+            kind = rng.choices(("comment.public", "comment.internal", "requester.replied"), (0.5, 0.2, 0.3))[0]
+            internal = kind == "comment.internal"
+            cbuf.write(_row((comment_id, tid, "Usager" if kind == "requester.replied" else "Agent de démonstration",
+                             internal, kind == "requester.replied", rng.choice(COMMENT_BODIES), at)))
+            events.append((kind, at, {"comment_id": comment_id}, not internal))
+            comment_id += 1
+            n_comments += 1
         if resolved_at:
             events.append(("ticket.resolved", resolved_at, {"resolution_note": "Résolu."}))
             sla_events.append(SlaEvent(resolved_at, "resolved"))
         state = compute_sla(sla_events, now, cal, policy, explain=False)
         status = "clos" if resolved_at and (now - resolved_at).days > 15 else ("resolu" if resolved_at else
-                                                                               rng.choice(["nouveau", "en_cours"]))
+                                                                               "en_cours" if taken_in_charge else "nouveau")
+        events.sort(key=lambda e: e[1])
         updated = max(e[1] for e in events)
         tbuf.write(_row((
             tid, reference, "demande", services[service], commune,
@@ -145,8 +179,9 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
             state.is_paused and state.state != "depasse", 1,
         )))
         if with_events:
-            for type_, at, data in events:
-                ebuf.write(_row((tid, type_, at, "Générateur", True, json.dumps(data))))
+            for type_, at, data, *public in events:
+                ebuf.write(_row((tid, type_, at, "Générateur", public[0] if public else True, json.dumps(data))))
+            n_events += len(events)
         if (i + 1) % 50_000 == 0:
             flush()
     flush()
@@ -154,6 +189,7 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
         cur.execute("INSERT INTO reference_counters (year, last_number) VALUES (%s, %s) "
                     "ON CONFLICT (year) DO UPDATE SET last_number = EXCLUDED.last_number", (year, last))
     cur.execute(f"SELECT setval(pg_get_serial_sequence('tickets', 'id'), {start_id + tickets})")
+    cur.execute(f"SELECT setval(pg_get_serial_sequence('comments', 'id'), {comment_id})")
     conn.commit()
     load_s = time.perf_counter() - started
     t = time.perf_counter()
@@ -162,7 +198,8 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
     raw.autocommit = True
     raw.execute("VACUUM ANALYZE")  # sets the visibility map, as autovacuum would, for index-only scans
     conn.close()
-    return {"tickets": tickets, "load_seconds": load_s, "analyze_seconds": time.perf_counter() - t}
+    return {"tickets": tickets, "events": n_events, "comments": n_comments, "load_seconds": load_s,
+            "analyze_seconds": time.perf_counter() - t}
 
 
 def main() -> None:
@@ -171,9 +208,11 @@ def main() -> None:
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--months", type=int, default=24)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--no-events", action="store_true")
+    parser.add_argument("--no-events", action="store_true", help="tickets only (no events, no comments)")
+    parser.add_argument("--open-share", type=float, default=0.03)
     args = parser.parse_args()
-    print(generate(args.url, args.tickets, args.months, args.seed, with_events=not args.no_events))
+    print(generate(args.url, args.tickets, args.months, args.seed, with_events=not args.no_events,
+                   open_share=args.open_share))
 
 
 if __name__ == "__main__":
