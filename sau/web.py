@@ -40,7 +40,7 @@ HTTP_MESSAGES = {
 }
 HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "conflict", 413: "payload_too_large", 415: "unsupported_media_type", 422: "validation_error",
-              429: "rate_limited", 500: "internal_error", 503: "unavailable"}
+              429: "rate_limited", 500: "internal_error", 503: "service_unavailable"}
 
 
 SLA_LABELS = {
@@ -110,6 +110,9 @@ def register_web(app: Flask) -> None:
     idempotency.init_app(app)  # Idempotency-Key on every POST of /api/v1
     auth_sessions.init_app(app)  # idle and absolute timeouts, front-channel logout
     auth_tokens.init_app(app)  # Bearer tokens on /api/ (after the session check: a token wins)
+    from sau import resilience
+
+    resilience.init_app(app)  # database outages: 503 + Retry-After, never for committed work (after the hooks above)
 
     @login_manager.user_loader
     def load_user(user_id: str) -> Any:
@@ -172,22 +175,19 @@ def register_web(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Any:
-        from sqlalchemy.exc import InterfaceError, OperationalError
+        from sau import resilience
 
+        if resilience.is_database_unavailable(exc):  # PostgreSQL down or restarting: 503 + Retry-After
+            try:
+                db.session.rollback()
+            except Exception:  # the connection is gone; the pool discards it
+                app.logger.debug("rollback failed on a lost connection", exc_info=True)
+            return resilience.database_error_response(exc, wants_json())
         db.session.rollback()
-        if isinstance(exc, (OperationalError, InterfaceError)):
-            app.logger.warning("database unavailable: %s", exc)
-            status, message = 503, HTTP_MESSAGES[503]
-        else:
-            app.logger.exception("unhandled error")
-            status, message = 500, HTTP_MESSAGES[500]
+        app.logger.exception("unhandled error")
         if wants_json():
-            response = json_error(status, HTTP_CODES[status], message)
-        else:
-            response = app.make_response((render_template("errors/error.html", status=status, message=message), status))
-        if status == 503:
-            response.headers["Retry-After"] = "5"
-        return response
+            return json_error(500, HTTP_CODES[500], HTTP_MESSAGES[500])
+        return render_template("errors/error.html", status=500, message=HTTP_MESSAGES[500]), 500
 
     app.jinja_env.filters["paris"] = paris
     app.jinja_env.globals["merge_attrs"] = lambda a, b: {**a, **b}

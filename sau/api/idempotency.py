@@ -198,9 +198,23 @@ def idempotent(view: Any) -> Any:
             g.pop("idempotency_record", None)
         if response.status_code >= 400:
             db.session.rollback()  # errors are not stored: the reservation goes with whatever the view left
-        if not _is_committed(record_id):
-            return response
-        _store_response(record_id, response)
+        try:
+            if not _is_committed(record_id):
+                return response
+            _store_response(record_id, response)
+        except Exception as exc:
+            from sau import resilience
+
+            # The view's work committed and the database went away before its answer was stored: the answer
+            # stands (a retry with the same key is answered from the resource, step 4 above).
+            if response.status_code >= 400 or not resilience.committed_in_view() \
+                    or not resilience.is_database_unavailable(exc):
+                raise
+            current_app.logger.warning("idempotent answer not stored (database unavailable): %s", exc)
+            try:
+                db.session.rollback()
+            except Exception:  # the connection is gone; the pool discards it
+                current_app.logger.debug("rollback failed on a lost connection", exc_info=True)
         return response
 
     wrapper.__sau_idempotent__ = True  # type: ignore[attr-defined]

@@ -178,8 +178,11 @@ def create_request() -> Any:
         user, now,
     )
     idempotency.set_resource("request", created.ticket.reference, 201)  # commits with the ticket
+    # Built before the commit: nothing reads the database after it, so an outage right after the commit cannot
+    # turn an accepted request into an error (sau.resilience).
+    response = _created_response(created.ticket, created.tracking_token)
     db.session.commit()
-    return _created_response(created.ticket, created.tracking_token)
+    return response
 
 
 @idempotency.rebuilder("request")

@@ -77,15 +77,15 @@ def help_form() -> Any:
         is_valid = False
     if is_valid:
         try:
-            ticket, token = _submit(form, service, now)
+            reference, token = _submit(form, service, now)
         except ValidationFailed as exc:
             for field, message in exc.fields.items():
                 getattr(form, field, form.subject).errors = [message]  # type: ignore[union-attr]
             db.session.rollback()
         else:
             if token:
-                session[NEW_TOKEN_KEY] = {"reference": ticket.reference, "token": token}
-            return redirect(url_for("help.thanks", reference=ticket.reference), code=303)
+                session[NEW_TOKEN_KEY] = {"reference": reference, "token": token}
+            return redirect(url_for("help.thanks", reference=reference), code=303)
     status = 422 if request.method == "POST" else 200
     from sau.status.operations import under_way  # the maintenance banner (issue 6, point 3)
 
@@ -95,7 +95,9 @@ def help_form() -> Any:
                            max_files=current_app.config["MAX_ATTACHMENTS"], allowed=att.ALLOWED_LABEL), status
 
 
-def _submit(form: HelpRequestForm, service: Any, now: Any) -> tuple[Ticket, str | None]:
+def _submit(form: HelpRequestForm, service: Any, now: Any) -> tuple[str, str | None]:
+    """Create the request and commit; returns its reference and tracking token. Nothing reads the database after
+    the commit, so an outage right after it cannot turn an accepted request into an error (sau.resilience)."""
     user = current_user if current_user.is_authenticated else None
     if user is None and not form.email.data:
         raise ValidationFailed("Adresse e-mail requise.", {"email": "Indiquez votre adresse e-mail pour être tenu informé."})
@@ -116,9 +118,10 @@ def _submit(form: HelpRequestForm, service: Any, now: Any) -> tuple[Ticket, str 
         ops.record_event(created.ticket, "attachment.added", now, user,
                          {"files": [a.filename for a in stored]},
                          actor_label=user.display_name if user else created.ticket.requester_label)
+    reference, ticket_id = created.ticket.reference, created.ticket.id
     db.session.commit()
-    remember_tracked_ticket(created.ticket.id)
-    return created.ticket, created.tracking_token
+    remember_tracked_ticket(ticket_id)
+    return reference, created.tracking_token
 
 
 @bp.route("/aide/merci/<reference>")
