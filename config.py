@@ -192,7 +192,8 @@ def validate(config: dict[str, object]) -> None:
     problems = oidc_problems(config)
     if config.get("ENV_NAME") == "production":
         secret = str(config.get("SECRET_KEY") or "")
-        if secret in (BaseConfig.SECRET_KEY, "dev-secret-key-change-me") or len(secret) < 32:
+        # The literal default only: BaseConfig.SECRET_KEY holds the environment's value when SECRET_KEY is set.
+        if secret == "dev-secret-key-change-me" or len(secret) < 32:
             problems.append("SECRET_KEY doit être défini et faire au moins 32 caractères")
         if config.get("DEV_LOGIN"):
             problems.append("la connexion de démonstration (DEV_LOGIN) est interdite en production")
