@@ -91,6 +91,15 @@ def register_cli(app: Flask) -> None:
         if mismatches and not fix:
             raise SystemExit(1)
 
+    @app.cli.command("export-commune")
+    @click.argument("code_insee")
+    @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+    def export_commune(code_insee: str, out: Path) -> None:
+        """Export everything belonging to a commune as one ZIP (convention art. 12.3); logged."""
+        from sau.privacy.commune_export import export_commune_cli
+
+        click.echo(export_commune_cli(code_insee, out, now_utc()))
+
 
 def main() -> None:
     from sau import create_app

@@ -96,12 +96,14 @@ def register_web(app: Flask) -> None:
     from sau.incidents.views import api_bp as incidents_api_bp
     from sau.incidents.views import bp as incidents_bp
     from sau.main_views import bp as main_bp
+    from sau.privacy.admin_views import bp as privacy_admin_bp
     from sau.reports.views import bp as reports_bp
     from sau.notify.views import admin_bp as notify_admin_bp
     from sau.notify.views import bp as notify_bp
     from sau.status.views import bp as status_bp
     from sau.usager.views import bp as usager_bp
 
+    app.register_blueprint(privacy_admin_bp)
     for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp, notify_bp,
                notify_admin_bp, incidents_bp, incidents_api_bp, status_bp, reports_bp):
         app.register_blueprint(bp)

@@ -52,6 +52,7 @@ ACTION_LABELS = {
     "webhook_endpoint.disabled": "Webhook désactivé",
     "webhook_endpoint.enabled": "Webhook réactivé",
     "webhook_endpoint.secret_rotated": "Secret de webhook renouvelé",
+    "organisation.exported": "Export complet de la commune (art. 12.3)",
 }
 # French names of the fields recorded in `data`, for the journal page.
 FIELD_LABELS = {

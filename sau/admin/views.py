@@ -34,6 +34,7 @@ from sau.orgs.models import (
     Service,
     Subscription,
 )
+from sau.privacy.access_log import log_access
 from sau.routing.models import TARGET_ORGANISATION, TARGETS, RoutingRule
 from sau.routing.operations import RoutingRequest, route
 
@@ -162,6 +163,14 @@ def _by_code(model: Any, code: str | None, **where: Any) -> Any:
     if not code:
         return None
     return db.session.scalar(sa.select(model).filter_by(code=code, **where))
+
+
+def _log_read(detail: str, org: Organisation | None) -> None:
+    """A page listing accounts with their e-mail addresses was shown: write it to the access log and commit
+    (issue 8, point 5)."""
+    log_access(_actor(), "user.list", commune_id=org.id if org is not None and org.kind == ORG_COMMUNE else None,
+               detail=detail)
+    db.session.commit()
 
 
 def _commune_choices(placeholder: str = "— Choisissez —") -> list[tuple[str, str]]:
@@ -477,7 +486,10 @@ def school_edit(school_id: int) -> Any:
                                              commune=_by_code(Organisation, form.commune.data, kind=ORG_COMMUNE)),
              "Établissement enregistré."):
         return redirect(url_for("admin.school_edit", school_id=school.id), code=303)
-    return _school_page(school, form=form), 422 if request.method == "POST" else 200
+    page = _school_page(school, form=form)
+    if request.method == "GET" and school.administrators:
+        _log_read(f"Administrateurs de l'établissement {school.uai}", school.commune)
+    return page, 422 if request.method == "POST" else 200
 
 
 @bp.post("/etablissements/<int:school_id>/administrateurs")
@@ -635,7 +647,10 @@ def _memberships_page() -> Any:
 
 @bp.route("/habilitations")
 def memberships() -> Any:
-    return _memberships_page()
+    page = _memberships_page()
+    org = _by_code(Organisation, request.args.get("organisation") or None)
+    _log_read(f"Habilitations : {org.name if org else 'toutes les organisations'}", org)
+    return page
 
 
 @bp.route("/habilitations/nouvelle", methods=["GET", "POST"])

@@ -16,6 +16,7 @@ from sau.clock import now_utc
 from sau.errors import ConflictError, SauError, ValidationFailed
 from sau.extensions import db
 from sau.orgs.models import Organisation, SchoolAdministrator, Service
+from sau.privacy.access_log import log_access
 from sau.tickets import operations as ops
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import (
@@ -149,12 +150,17 @@ def ticket(reference: str) -> Any:
     can_work = policy.can_work(current_user, ticket)  # type: ignore[arg-type]
     comments = {c.id: c for c in ticket.comments}
     now = now_utc()
-    return render_template(
+    html = render_template(
         "agent/ticket.html", ticket=ticket, can_work=can_work, comments=comments,
         sla_state=ticket_sla.compute(ticket, now), sla_live=ticket_sla.live(ticket, now),
         duration=ticket_sla.format_duration,
         priority_definitions=PRIORITY_DEFINITIONS, priorities=PRIORITIES, **_forms(ticket),
     )
+    # The page shows the requester's personal data: one access-log entry per view (issue 8, point 5).
+    log_access(current_user, "ticket.view", ticket.requester_id, commune_id=ticket.commune_id,  # type: ignore[arg-type]
+               ticket_id=ticket.id, detail=ticket.reference)
+    db.session.commit()
+    return html
 
 
 def _run(reference: str, form_cls: type[f.VersionedForm], prefix: str,

@@ -148,3 +148,14 @@ def can_view_incident(user: User | None, ticket: Ticket) -> bool:
     if can_view_as_staff(user, ticket):
         return True
     return ticket.kind == KIND_INCIDENT and ticket.commune_id is not None and ticket.commune_id in incident_commune_ids(user)
+
+
+def can_view_access_log(user: User | None) -> bool:
+    """The access log (who read or exported personal data, issue 8 point 5) is shown to Métropole admins only."""
+    return is_admin(user)
+
+
+def can_export_commune(user: User | None) -> bool:
+    """A commune's full export (convention art. 12.3: the commune gets back all of its data) holds every
+    requester's personal data: Métropole admins only."""
+    return is_admin(user)
