@@ -60,6 +60,17 @@ def run_maintenance_reminders(app: Flask) -> None:
     _run_job(app, "maintenance reminders", lambda now: remind_due_maintenance(now, hours))
 
 
+def run_access_log_purge(app: Flask) -> None:
+    from sau.extensions import db
+    from sau.privacy.access_log import purge_expired
+
+    def purge(now: datetime) -> None:
+        purge_expired(now)
+        db.session.commit()
+
+    _run_job(app, "access log purge", purge)
+
+
 def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
     scheduler.add_job(
@@ -77,6 +88,10 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     )
     scheduler.add_job(
         run_maintenance_reminders, "interval", args=[app], id="maintenance-reminders", minutes=5, coalesce=True,
+        max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    scheduler.add_job(
+        run_access_log_purge, "interval", args=[app], id="access-log-purge", hours=24, coalesce=True,
         max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     return scheduler

@@ -109,6 +109,10 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("notify_admin.webhooks", "GET"): ADMIN, ("notify_admin.webhook_create", "POST"): ADMIN,
     ("notify_admin.webhook_log", "GET"): ADMIN, ("notify_admin.webhook_disable", "POST"): ADMIN,
     ("notify_admin.webhook_enable", "POST"): ADMIN, ("notify_admin.webhook_rotate_secret", "POST"): ADMIN,
+    # Access log and a commune's full export (issue 8, points 4 and 5): admins (policy.can_view_access_log,
+    # policy.can_export_commune); the empty export form is refused with a 422, i.e. the policy let it through.
+    ("privacy_admin.access_log", "GET"): ADMIN, ("privacy_admin.access_log_csv", "GET"): ADMIN,
+    ("privacy_admin.commune_export", "GET"): ADMIN, ("privacy_admin.commune_export", "POST"): ADMIN,
 }
 
 DENIED_STATUSES = (401, 403, 404)
