@@ -109,6 +109,20 @@ class BaseConfig:
     # Scheduler inside the web process (embedded default) or in its own process (production).
     SCHEDULER_ENABLED = _env_bool("SCHEDULER_ENABLED", False)
     LOG_LEVEL = _env("LOG_LEVEL", "INFO")
+    # Personal data (issue 8, sau/privacy/retention.py): accounts unused for two years are deleted (Toodego annex
+    # § 8), after a warning e-mail this many days before; closed tickets are anonymised after a retention period;
+    # the (issuer, sub) of deleted accounts are listed to connectors for a year.
+    ACCOUNT_INACTIVITY_DAYS = _env_int("ACCOUNT_INACTIVITY_DAYS", 730)
+    ACCOUNT_DELETION_WARNING_DAYS = _env_int("ACCOUNT_DELETION_WARNING_DAYS", 30)
+    RETENTION_CLOSED_TICKETS_DAYS = _env_int("RETENTION_CLOSED_TICKETS_DAYS", 365)
+    DELETED_ACCOUNTS_RETENTION_DAYS = _env_int("DELETED_ACCOUNTS_RETENTION_DAYS", 365)
+    RETENTION_RUN_HOURS = _env_int("RETENTION_RUN_HOURS", 24)
+    # Production behind a load balancer: number of proxies whose X-Forwarded-* headers are trusted (sau/wsgi.py).
+    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
+    # Access log (issue 8, point 5): entries older than this are purged daily by the scheduler (0: keep all).
+    ACCESS_LOG_RETENTION_DAYS = _env_int("ACCESS_LOG_RETENTION_DAYS", 365)
+
+
     # Production behind a load balancer: number of proxies whose X-Forwarded-* headers are trusted (sau/wsgi.py).
     TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
     # Access log (issue 8, point 5): entries older than this are purged daily by the scheduler (0: keep all).

@@ -101,6 +101,14 @@ def register_cli(app: Flask) -> None:
         click.echo(export_commune_cli(code_insee, out, now_utc()))
 
 
+    @app.cli.command("retention-run")
+    def retention_run() -> None:
+        """Apply the personal-data retention rules now (inactive accounts, closed tickets, deleted-accounts list)."""
+        from sau.privacy.retention import run_retention
+
+        click.echo("Rétention : " + run_retention(now_utc()).summary())
+
+
 def main() -> None:
     from sau import create_app
 

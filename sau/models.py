@@ -7,6 +7,7 @@ from sau.incidents.models import SecurityAlert  # noqa: F401
 from sau.notify.models import DeliveryAttempt, Notification, NotificationPreference, WebhookEndpoint  # noqa: F401
 from sau.orgs.models import CalendarClosure, Category, Organisation, School, SchoolAdministrator, Service, Subscription  # noqa: F401
 from sau.privacy.access_log import AccessLogEntry  # noqa: F401
+from sau.privacy.models import AccountDeletionWarning, DeletedAccount, ErasedAccount, TicketAnonymisation  # noqa: F401
 from sau.routing.models import RoutingRule  # noqa: F401
 from sau.status.models import Maintenance, Outage  # noqa: F401
 from sau.tickets.models import Attachment, Comment, ReferenceCounter, SlaAlert, Ticket, TicketEvent  # noqa: F401

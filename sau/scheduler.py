@@ -71,6 +71,12 @@ def run_access_log_purge(app: Flask) -> None:
     _run_job(app, "access log purge", purge)
 
 
+def run_retention(app: Flask) -> None:
+    from sau.privacy.retention import run_retention as retention
+
+    _run_job(app, "personal data retention", retention)
+
+
 def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
     scheduler.add_job(
@@ -93,5 +99,8 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler.add_job(
         run_access_log_purge, "interval", args=[app], id="access-log-purge", hours=24, coalesce=True,
         max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+        run_retention, "interval", args=[app], id="retention", hours=app.config.get("RETENTION_RUN_HOURS", 24),
+        coalesce=True, max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     return scheduler

@@ -100,12 +100,15 @@ def register_web(app: Flask) -> None:
     from sau.reports.views import bp as reports_bp
     from sau.notify.views import admin_bp as notify_admin_bp
     from sau.notify.views import bp as notify_bp
+    from sau.privacy.api import api_bp as privacy_api_bp
+    from sau.privacy.views import bp as privacy_bp
     from sau.status.views import bp as status_bp
     from sau.usager.views import bp as usager_bp
 
     app.register_blueprint(privacy_admin_bp)
     for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp, notify_bp,
-               notify_admin_bp, incidents_bp, incidents_api_bp, status_bp, reports_bp):
+               notify_admin_bp, incidents_bp, incidents_api_bp, status_bp, reports_bp,
+               privacy_bp, privacy_api_bp):
         app.register_blueprint(bp)
     from sau.api import idempotency
 

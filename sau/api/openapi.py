@@ -103,6 +103,26 @@ def openapi_document() -> dict[str, Any]:
             "code": {"type": "string"}, "message": {"type": "string"},
             "fields": {"type": "object", "additionalProperties": {"type": "string"}}}}},
     }
+    account_ref = {"type": "object", "required": ["sub"], "additionalProperties": False,
+                   "properties": {"issuer": {"type": "string", "maxLength": 500,
+                                             "description": "Défaut : l'émetteur de GrandLyon Connect"},
+                                  "sub": {"type": "string", "maxLength": 255}}}
+    components["DeletedAccountsPage"] = {
+        "type": "object", "required": ["since", "deleted_accounts", "next"],
+        "properties": {"since": {"type": "string", "format": "date-time"},
+                       "deleted_accounts": {"type": "array", "items": {
+                           "type": "object", "required": ["issuer", "sub", "deleted_at"],
+                           "properties": {"issuer": {"type": "string"}, "sub": {"type": "string"},
+                                          "deleted_at": {"type": "string", "format": "date-time"}}}},
+                       "next": {"type": ["string", "null"], "description": "Page suivante, ou null"}}}
+    components["ReportedAccounts"] = {
+        "oneOf": [{"type": "array", "items": account_ref, "minItems": 1, "maxItems": 10000},
+                  {"type": "object", "required": ["accounts"],
+                   "properties": {"accounts": {"type": "array", "items": account_ref, "minItems": 1,
+                                               "maxItems": 10000}}}]}
+    components["ReportedAccountsResult"] = {
+        "type": "object", "required": ["reported", "erased", "unknown"],
+        "properties": {"reported": {"type": "integer"}, "erased": {"type": "integer"}, "unknown": {"type": "integer"}}}
     ticket_response = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Ticket"}}}}
     return {
         "openapi": "3.1.0",
@@ -154,6 +174,34 @@ def openapi_document() -> dict[str, Any]:
                 "responses": {"200": {"description": "Engagés, respectés, dépassés, taux et objectif par commune"},
                               "401": ERRORS["401"], "403": ERRORS["403"], "422": ERRORS["422"]},
             }},
+            "/deleted-accounts": {
+                "get": {
+                    "summary": "Comptes supprimés depuis une date : (issuer, sub) pour que les connecteurs suppriment "
+                               "leurs copies (annexe Toodego § 8). Autorisation accounts:read.",
+                    "parameters": [
+                        {"name": "since", "in": "query", "required": True, "schema": {"type": "string"},
+                         "description": "Date ISO 8601 (AAAA-MM-JJ) ou date-heure ; sans décalage : heure de Paris"},
+                        {"name": "limit", "in": "query", "required": False,
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}},
+                        {"name": "after", "in": "query", "required": False, "schema": {"type": "integer"},
+                         "description": "Suite d'une page (donnée par « next »)"}],
+                    "responses": {"200": {"description": "Comptes supprimés, du plus ancien au plus récent",
+                                          "content": {"application/json": {"schema": {
+                                              "$ref": "#/components/schemas/DeletedAccountsPage"}}}},
+                                  "401": ERRORS["401"], "403": ERRORS["403"], "422": ERRORS["422"]},
+                },
+                "post": {
+                    "summary": "Signaler des comptes supprimés par GrandLyon Connect : les comptes correspondants sont "
+                               "effacés ici (idempotent). Autorisation accounts:write, jetons de la Métropole.",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "$ref": "#/components/schemas/ReportedAccounts"}}}},
+                    "responses": {"200": {"description": "Comptes signalés, effacés ici, inconnus",
+                                          "content": {"application/json": {"schema": {
+                                              "$ref": "#/components/schemas/ReportedAccountsResult"}}}},
+                                  "401": ERRORS["401"], "403": ERRORS["403"], "415": ERRORS["415"],
+                                  "422": ERRORS["422"]},
+                },
+            },
         }),
         "components": {
             "schemas": components,

@@ -97,6 +97,8 @@ API_SCOPES = {
     "requests:write": "Créer des demandes d'aide",
     "tickets:read": "Lire les tickets de l'organisation",
     "tickets:write": "Traiter les tickets de l'organisation (priorité, commentaires, statut…)",
+    "accounts:read": "Lister les comptes supprimés (issuer, sub — annexe Toodego § 8)",
+    "accounts:write": "Signaler les comptes supprimés par GrandLyon Connect (jetons de la Métropole)",
 }
 
 

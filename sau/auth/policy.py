@@ -159,3 +159,38 @@ def can_export_commune(user: User | None) -> bool:
     """A commune's full export (convention art. 12.3: the commune gets back all of its data) holds every
     requester's personal data: Métropole admins only."""
     return is_admin(user)
+
+
+# --- personal data (issue 8) -------------------------------------------------------------------------------------
+
+
+def can_delete_own_account(user: User | None) -> bool:
+    """A usager deletes their own account from « Mes données »; staff accounts (memberships, schools) and API token
+    accounts are managed by administrators, who remove the memberships first."""
+    if user is None or is_staff(user):
+        return False
+    from sau.auth.models import ApiToken
+
+    return db.session.scalar(sa.select(ApiToken.id).where(ApiToken.user_id == user.id).limit(1)) is None
+
+
+def can_redact(user: User | None, ticket: Ticket) -> bool:
+    """Masking personal data typed into a ticket's free text: whoever may work the ticket."""
+    return can_work(user, ticket)
+
+
+def can_read_deleted_accounts(user: User | None, token: object | None = None) -> bool:
+    """GET /api/v1/deleted-accounts (annex Toodego § 8): a connector's token with the `accounts:read` scope, or an
+    admin."""
+    scopes = getattr(token, "scope_set", frozenset())
+    return is_admin(user) or "accounts:read" in scopes
+
+
+def can_report_deleted_accounts(user: User | None, token: object | None = None) -> bool:
+    """Reporting accounts GrandLyon Connect deleted (they are then erased here): an admin (the import page), or a
+    token of the Métropole — which operates GrandLyon Connect — with the `accounts:write` scope."""
+    if is_admin(user):
+        return True
+    scopes = getattr(token, "scope_set", frozenset())
+    organisation = getattr(token, "organisation", None)
+    return "accounts:write" in scopes and organisation is not None and organisation.kind == ORG_METROPOLE

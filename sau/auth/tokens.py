@@ -28,6 +28,8 @@ TOKEN_PREFIX = "sau_"
 LAST_USED_GRANULARITY = timedelta(minutes=1)
 # Endpoints a token may call without any scope (who am I, the public catalogue and the API description).
 UNSCOPED_ENDPOINTS = frozenset({"api.me", "api.services", "api.openapi"})
+# The deleted-accounts API (annex Toodego § 8) has its own scopes: accounts:read, accounts:write.
+DELETED_ACCOUNTS_ENDPOINTS = frozenset({"privacy_api.deleted_accounts", "privacy_api.report_deleted_accounts"})
 
 
 def hash_secret(secret: str) -> str:
@@ -95,6 +97,8 @@ def required_scope(endpoint: str | None, method: str) -> str | None:
         return None
     if endpoint == "api.create_request":
         return "requests:write"
+    if endpoint in DELETED_ACCOUNTS_ENDPOINTS:
+        return "accounts:read" if method in ("GET", "HEAD", "OPTIONS") else "accounts:write"
     if method in ("GET", "HEAD", "OPTIONS"):
         return "tickets:read"
     return "tickets:write"
