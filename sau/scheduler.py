@@ -100,6 +100,7 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
         run_access_log_purge, "interval", args=[app], id="access-log-purge", hours=24, coalesce=True,
         max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
+    scheduler.add_job(
         run_retention, "interval", args=[app], id="retention", hours=app.config.get("RETENTION_RUN_HOURS", 24),
         coalesce=True, max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
