@@ -34,6 +34,56 @@ class CommuneCompliance:
     figures: ComplianceFigures
 
 
+def committed_conditions(
+    start: datetime, end: datetime, *, service: str | None = None, priority: str | None = None,
+    kind: str | None = None, communes: set[int] | None = None,
+) -> list[sa.ColumnElement[bool]]:
+    """The committed tickets of a commune whose deadline falls in [start, end), with the report filters (the
+    conditions the covering index `ix_tickets_compliance` answers)."""
+    priorities = (priority,) if priority else COMMITTED_PRIORITIES
+    conditions = [
+        Ticket.commune_id.is_not(None),
+        Ticket.priority.in_(priorities),
+        Ticket.sla_state != "sans_engagement",
+        Ticket.sla_deadline_at >= start,
+        Ticket.sla_deadline_at < end,
+    ]
+    if service:
+        conditions.append(
+            Ticket.service_id == sa.select(Service.id).where(Service.code == service).scalar_subquery())
+    if kind:
+        conditions.append(Ticket.kind == kind)
+    if communes is not None:
+        conditions.append(Ticket.commune_id.in_(communes))
+    return conditions
+
+
+def met_expression() -> sa.ColumnElement[int]:
+    return sa.case((Ticket.sla_met.is_(True), 1), else_=0)
+
+
+def breached_condition(now: datetime) -> sa.ColumnElement[bool]:
+    """Resolved late, or still open past its breach instant with the clock not suspended."""
+    return sa.or_(
+        Ticket.sla_met.is_(False),
+        sa.and_(Ticket.sla_met.is_(None), Ticket.sla_paused.is_(False),
+                sa.func.coalesce(Ticket.sla_breach_at, Ticket.sla_deadline_at) < now),
+    )
+
+
+def breached_expression(now: datetime) -> sa.ColumnElement[int]:
+    return sa.case((breached_condition(now), 1), else_=0)
+
+
+def _communes(ids: set[int] | None) -> list[tuple[int, str, str]]:
+    """(id, INSEE code, name) of the communes, all or those ids, alphabetically."""
+    rows = db.session.execute(
+        sa.select(Organisation.id, Organisation.code, Organisation.name).where(Organisation.kind == "commune")
+        .where(Organisation.id.in_(ids) if ids is not None else sa.true())
+    ).all()
+    return sorted(((r.id, r.code, r.name) for r in rows), key=lambda r: _sort_name(r[2]))
+
+
 def compliance_by_commune(
     start: datetime, end: datetime, now: datetime, *, service: str | None = None, priority: str | None = None,
     kind: str | None = None, communes: set[int] | None = None,
@@ -43,43 +93,19 @@ def compliance_by_commune(
 
     `communes` restricts the result to those organisation ids (a commune manager sees only theirs).
     """
-    priorities = (priority,) if priority else COMMITTED_PRIORITIES
-    met = sa.case((Ticket.sla_met.is_(True), 1), else_=0)
-    breached = sa.case(
-        (Ticket.sla_met.is_(False), 1),
-        (sa.and_(Ticket.sla_met.is_(None), Ticket.sla_paused.is_(False),
-                 sa.func.coalesce(Ticket.sla_breach_at, Ticket.sla_deadline_at) < now), 1),
-        else_=0,
-    )
     stmt = (
         sa.select(
             Ticket.commune_id,
             sa.func.count().label("committed"),
-            sa.func.sum(met).label("met"),
-            sa.func.sum(breached).label("breached"),
+            sa.func.sum(met_expression()).label("met"),
+            sa.func.sum(breached_expression(now)).label("breached"),
         )
-        .where(
-            Ticket.commune_id.is_not(None),
-            Ticket.priority.in_(priorities),
-            Ticket.sla_state != "sans_engagement",
-            Ticket.sla_deadline_at >= start,
-            Ticket.sla_deadline_at < end,
-        )
+        .where(*committed_conditions(start, end, service=service, priority=priority, kind=kind, communes=communes))
         .group_by(Ticket.commune_id)
     )
-    if service:
-        stmt = stmt.where(Ticket.service_id == sa.select(Service.id).where(Service.code == service).scalar_subquery())
-    if kind:
-        stmt = stmt.where(Ticket.kind == kind)
-    if communes is not None:
-        stmt = stmt.where(Ticket.commune_id.in_(communes))
     rows = {r.commune_id: r for r in db.session.execute(stmt)}
-    orgs = db.session.execute(
-        sa.select(Organisation.id, Organisation.code, Organisation.name).where(Organisation.kind == "commune")
-        .where(Organisation.id.in_(communes) if communes is not None else sa.true())
-    )
     result = []
-    for org_id, code, name in orgs:
+    for org_id, code, name in _communes(communes):
         row = rows.get(org_id)
         m, b, c = (int(row.met), int(row.breached), int(row.committed)) if row else (0, 0, 0)
         result.append(CommuneCompliance(code, name, figures_from_counts(m, b, c - m - b, target)))

@@ -67,6 +67,18 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("reports.sla_dashboard", "GET"): REPORTS,
     ("reports.sla_csv", "GET"): REPORTS,
     ("reports.sla_xlsx", "GET"): REPORTS,
+    ("reports.trend_csv", "GET"): REPORTS,
+    ("reports.trend_xlsx", "GET"): REPORTS,
+    ("reports.breaches", "GET"): REPORTS,
+    ("reports.breaches_csv", "GET"): REPORTS,
+    ("reports.breaches_xlsx", "GET"): REPORTS,
+    ("reports.priority_changes", "GET"): REPORTS,
+    ("reports.priority_changes_csv", "GET"): REPORTS,
+    ("reports.priority_changes_xlsx", "GET"): REPORTS,
+    ("reports.ticket", "GET"): REPORTS,
+    ("reports.annual", "GET"): REPORTS,
+    ("reports.annual_csv", "GET"): REPORTS,
+    ("reports.annual_xlsx", "GET"): REPORTS,
     # Administration: Métropole admins; the FAQ also Métropole agents and managers (policy.can_manage_faq).
     ("admin.faq_list", "GET"): METRO_STAFF | {"manager_metropole"},
     **{(f"admin.{e}", m): METRO_STAFF | {"manager_metropole"} for e, m in (
