@@ -75,6 +75,10 @@ class BaseConfig:
     MAINTENANCE_REMINDER_HOURS = float(_env("MAINTENANCE_REMINDER_HOURS", "48") or 48)
     # Availability: a partial outage counts for this share of its duration (sla/availability.py).
     AVAILABILITY_PARTIAL_WEIGHT = float(_env("AVAILABILITY_PARTIAL_WEIGHT", "0.5") or 0.5)
+    # Open data (/donnees-ouvertes): complete months published, and the snapshot's maximum age before the
+    # hourly scheduler job rebuilds it (sau/reports/opendata.py).
+    OPENDATA_MONTHS = _env_int("OPENDATA_MONTHS", 24)
+    OPENDATA_REFRESH_HOURS = float(_env("OPENDATA_REFRESH_HOURS", "24") or 24)
     # Extra mailboxes alerted at once on a commune's security alert (annex § 8), beside the Métropole's managers.
     SECURITY_CONTACT_EMAILS = tuple(e.strip() for e in (_env("SECURITY_CONTACT_EMAILS", "") or "").split(",") if e.strip())
     NOTIFY_MAX_ATTEMPTS = _env_int("NOTIFY_MAX_ATTEMPTS", 8)

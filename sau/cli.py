@@ -91,6 +91,18 @@ def register_cli(app: Flask) -> None:
         if mismatches and not fix:
             raise SystemExit(1)
 
+    @app.cli.command("opendata-refresh")
+    def opendata_refresh() -> None:
+        """Rebuild the open-data snapshot now (/donnees-ouvertes), whatever its age."""
+        from flask import current_app
+
+        from sau.reports.opendata import refresh, settings
+
+        s = settings(current_app.config)
+        counts = refresh(now_utc(), months=s.months, partial_weight=s.partial_weight)
+        db.session.commit()
+        click.echo("Données ouvertes régénérées : " + ", ".join(f"{k} {v} ligne(s)" for k, v in counts.items()))
+
     @app.cli.command("export-commune")
     @click.argument("code_insee")
     @click.argument("out", type=click.Path(dir_okay=False, writable=True, path_type=Path))

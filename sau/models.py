@@ -11,3 +11,4 @@ from sau.privacy.models import AccountDeletionWarning, DeletedAccount, ErasedAcc
 from sau.routing.models import RoutingRule  # noqa: F401
 from sau.status.models import Maintenance, Outage  # noqa: F401
 from sau.tickets.models import Attachment, Comment, ReferenceCounter, SlaAlert, Ticket, TicketEvent  # noqa: F401
+from sau.reports.models import OpenDataSnapshot  # noqa: F401

@@ -77,6 +77,12 @@ def run_retention(app: Flask) -> None:
     _run_job(app, "personal data retention", retention)
 
 
+def run_opendata_refresh(app: Flask) -> None:
+    from sau.reports.opendata import refresh_if_stale, settings
+
+    _run_job(app, "open data refresh", lambda now: refresh_if_stale(now, settings(app.config)))
+
+
 def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler = (BlockingScheduler if blocking else BackgroundScheduler)(timezone=UTC)
     scheduler.add_job(
@@ -94,6 +100,11 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     )
     scheduler.add_job(
         run_maintenance_reminders, "interval", args=[app], id="maintenance-reminders", minutes=5, coalesce=True,
+        max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    # Hourly check; the open-data snapshot is rebuilt only once older than OPENDATA_REFRESH_HOURS.
+    scheduler.add_job(
+        run_opendata_refresh, "interval", args=[app], id="opendata-refresh", hours=1, coalesce=True,
         max_instances=1, misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(

@@ -97,6 +97,8 @@ def register_web(app: Flask) -> None:
     from sau.incidents.views import bp as incidents_bp
     from sau.main_views import bp as main_bp
     from sau.privacy.admin_views import bp as privacy_admin_bp
+    from sau.reports.activity_views import bp as reports_activity_bp
+    from sau.reports.activity_views import opendata_bp
     from sau.reports.views import bp as reports_bp
     from sau.notify.views import admin_bp as notify_admin_bp
     from sau.notify.views import bp as notify_bp
@@ -107,7 +109,7 @@ def register_web(app: Flask) -> None:
 
     app.register_blueprint(privacy_admin_bp)
     for bp in (main_bp, help_bp, usager_bp, agent_bp, admin_bp, admin_tokens_bp, auth_bp, api_bp, notify_bp,
-               notify_admin_bp, incidents_bp, incidents_api_bp, status_bp, reports_bp,
+               notify_admin_bp, incidents_bp, incidents_api_bp, status_bp, reports_bp, reports_activity_bp, opendata_bp,
                privacy_bp, privacy_api_bp):
         app.register_blueprint(bp)
     from sau.api import idempotency

@@ -66,6 +66,11 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("api.sla_report", "GET"): REPORTS,
     ("reports.sla_dashboard", "GET"): REPORTS,
     ("reports.sla_csv", "GET"): REPORTS,
+    # Availability, workload and speed reports with their exports (issue 7, points 3 and 4): policy.can_view_reports.
+    ("reports_activity.availability", "GET"): REPORTS, ("reports_activity.availability_export", "GET"): REPORTS,
+    ("reports_activity.activity", "GET"): REPORTS, ("reports_activity.activity_export", "GET"): REPORTS,
+    # Open data (issue 7, point 6): public.
+    **{(f"opendata.{e}", "GET"): ALL for e in ("index", "resource_csv", "resource_json", "schema", "datapackage")},
     ("reports.sla_xlsx", "GET"): REPORTS,
     ("reports.trend_csv", "GET"): REPORTS,
     ("reports.trend_xlsx", "GET"): REPORTS,
@@ -171,6 +176,7 @@ def _ids(app: Flask, reference: str) -> dict[str, Any]:
             "notification_id": first(Notification), "token_id": first(ApiToken),
             "endpoint_id": first(WebhookEndpoint),
             "outage_id": 999999, "maintenance_id": 999999, "attachment_id": 999999, "filename": "absent.txt", "code": "toodego",
+            "name": "sau-tickets", "fmt": "csv",  # open-data resource, report export format (reports_activity, opendata)
         }
 
 
