@@ -421,24 +421,26 @@ class ExportResult:
         return self.counts.get("tickets", 0)
 
 
-def _json_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
 
 
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return str(value)
+def _iso(value: datetime | date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _csv_bool(value: bool | None) -> str:
+    return "" if value is None else ("true" if value else "false")
+
+
+def _csv_json(value: Any) -> str:
+    return "" if value is None else _JSON_SORTED.encode(value)
+
+
+# Per column type: how a value is written in JSON and in CSV (None: as it is; the csv module writes None as "").
+_JSON_CONVERT: dict[str, Callable[[Any], Any] | None] = {"datetime": _iso, "date": _iso}
+_CSV_CONVERT: dict[str, Callable[[Any], Any] | None] = {"datetime": _iso, "date": _iso, "boolean": _csv_bool,
+                                                       "json": _csv_json}
 
 
 def attachment_path(attachment_id: int, filename: str) -> str:
@@ -485,17 +487,27 @@ class _Zip:
         self.zf.close()
 
 
-def _rows(stmt: sa.Select[Any], batch_size: int) -> Iterator[dict[str, Any]]:
-    """The statement's rows as dicts, fetched `batch_size` at a time (server-side cursor on PostgreSQL)."""
-    result = db.session.execute(stmt.execution_options(yield_per=batch_size))
+def _batches(stmt: sa.Select[Any], batch_size: int) -> Iterator[tuple[list[str], list[Any]]]:
+    """The statement's column names and rows, `batch_size` rows at a time (a server-side cursor on PostgreSQL;
+    plain rows, no ORM objects, so nothing accumulates in the session)."""
+    # Core execution on the session's connection (same transaction): no ORM result processing.
+    result = db.session.connection().execute(stmt.execution_options(yield_per=batch_size))
+    keys = list(result.keys())
     for partition in result.partitions():
-        for row in partition:
-            yield dict(row._mapping)
+        yield keys, partition
+
+
+def _convert(row: Any, converters: list[Callable[[Any], Any] | None]) -> list[Any]:
+    return [v if f is None else f(v) for v, f in zip(row, converters, strict=True)]
 
 
 def _write_dataset(z: _Zip, dataset: Dataset, org_id: int, batch_size: int, result: ExportResult,
                    transform: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> None:
+    """Write one table as <name>.jsonl and <name>.csv: each batch of rows goes at once to the ZIP entry (JSON
+    Lines) and to a temporary CSV file, which is copied into the ZIP afterwards (one entry is written at a time)."""
     names = [c.name for c in dataset.columns]
+    json_conv = [_JSON_CONVERT.get(c.type) for c in dataset.columns]
+    csv_conv = [_CSV_CONVERT.get(c.type) for c in dataset.columns]
     count = 0
     with tempfile.TemporaryFile() as csv_tmp:
         text = io.TextIOWrapper(csv_tmp, encoding="utf-8", newline="")
@@ -504,14 +516,16 @@ def _write_dataset(z: _Zip, dataset: Dataset, org_id: int, batch_size: int, resu
         writer.writerow(names)
         with z.open(f"{dataset.name}.jsonl") as fh:
             out = _HashingWriter(fh)
-            for row in _rows(dataset.query(org_id), batch_size):
+            for keys, rows in _batches(dataset.query(org_id), batch_size):
                 if transform is not None:
-                    row = transform(row)
-                values = [row[n] for n in names]
-                out.write(json.dumps(dict(zip(names, map(_json_value, values), strict=True)), ensure_ascii=False,
-                                     sort_keys=False).encode("utf-8") + b"\n")
-                writer.writerow([_csv_value(v) for v in values])
-                count += 1
+                    rows = [[r[n] for n in names] for r in (transform(dict(zip(keys, row, strict=True)))
+                                                            for row in rows)]
+                elif keys != names:
+                    raise RuntimeError(f"{dataset.name}: the query's columns {keys} differ from the schema's")
+                lines = [_JSON.encode(dict(zip(names, _convert(row, json_conv), strict=True))) for row in rows]
+                out.write(("\n".join(lines) + "\n").encode("utf-8"))
+                writer.writerows(_convert(row, csv_conv) for row in rows)
+                count += len(lines)
         z._record(f"{dataset.name}.jsonl", out, rows=count)
         text.flush()
         csv_tmp.seek(0)
@@ -544,7 +558,8 @@ def write_export(org: Organisation, fileobj: IO[bytes], now: datetime, *, batch_
             _write_dataset(z, dataset, org.id, batch_size, result,
                            attachment_row if dataset.name == "attachments" else None)
         # The files themselves, after their metadata (a ZIP is written one entry at a time).
-        for row in _rows(_attachments(org.id), batch_size):
+        for row in (dict(zip(keys, r, strict=True)) for keys, rows in _batches(_attachments(org.id), batch_size)
+                    for r in rows):
             source = attachments_dir / row["storage_key"]
             if not source.is_file():
                 result.missing_files.append(row["id"])
