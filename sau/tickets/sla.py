@@ -104,8 +104,10 @@ def clock_events(ticket: Ticket) -> list[SlaEvent]:
     return events
 
 
-def compute(ticket: Ticket, now: datetime, *, explain: bool = True) -> SlaState:
-    return compute_sla(clock_events(ticket), now, calendar(), policy_for(ticket.service), explain=explain)
+def compute(ticket: Ticket, now: datetime, *, explain: bool = True, cal: BusinessCalendar | None = None) -> SlaState:
+    """The ticket's SLA state from its log; `cal`: the calendar when the caller already has it (a sweep over
+    thousands of tickets reads it once, not once per ticket)."""
+    return compute_sla(clock_events(ticket), now, cal or calendar(), policy_for(ticket.service), explain=explain)
 
 
 def stored_values(state: SlaState) -> dict[str, Any]:

@@ -13,11 +13,13 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import selectinload
 
 from sau.extensions import db
 from sau.notify.operations import enqueue_for_event
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import OPEN_STATUSES, SlaAlert, Ticket, TicketEvent
+from sla import BusinessCalendar
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_KEY = 0x5A5_51A  # "SAU SLA"
@@ -64,20 +66,19 @@ def _due(kind: str, now: datetime, limit: int) -> list[Ticket]:
         )
         .order_by(instant, Ticket.id)
         .limit(limit)
+        # Each due ticket's state is recomputed from its log: load the logs of the batch at once.
+        .options(selectinload(Ticket.events))
     )
     return list(db.session.scalars(stmt))
 
 
-def sweep(now: datetime, *, limit: int = 5000) -> SweepResult:
-    """Record the SLA events that became due up to `now`, then commit. Returns what was recorded."""
-    if not _acquire_lock():
-        db.session.rollback()
-        return SweepResult(0, 0, skipped=True)
-    counts = {AT_RISK: 0, BREACHED: 0}
-    cal = ticket_sla.calendar()
-    for kind in (BREACHED, AT_RISK):
-        for ticket in _due(kind, now, limit):
-            state = ticket_sla.compute(ticket, now, explain=False)
+def _record_due(kind: str, tickets: list[Ticket], now: datetime, cal: BusinessCalendar,
+                counts: dict[str, int]) -> None:
+    """Record the `kind` alerts of `tickets` (a batch from `_due`). Without autoflush, the alerts, events and
+    notifications of the whole batch are inserted together at the next flush, not one ticket at a time."""
+    with db.session.no_autoflush:
+        for ticket in tickets:
+            state = ticket_sla.compute(ticket, now, explain=False, cal=cal)
             reached = state.state == "depasse" if kind == BREACHED else state.state in ("a_risque", "depasse")
             if not reached or state.deadline_at != ticket.sla_deadline_at:
                 # The stored projection is stale: store the log's truth; the next sweep decides.
@@ -105,7 +106,18 @@ def sweep(now: datetime, *, limit: int = 5000) -> SweepResult:
                                .values(sla_state="depasse" if kind == BREACHED else state.state)
                                .execution_options(synchronize_session=False))
             counts[kind] += 1
+
+
+def sweep(now: datetime, *, limit: int = 5000) -> SweepResult:
+    """Record the SLA events that became due up to `now`, then commit. Returns what was recorded."""
+    if not _acquire_lock():
+        db.session.rollback()
+        return SweepResult(0, 0, skipped=True)
+    counts = {AT_RISK: 0, BREACHED: 0}
+    cal = ticket_sla.calendar()
     try:
+        for kind in (BREACHED, AT_RISK):
+            _record_due(kind, _due(kind, now, limit), now, cal, counts)
         db.session.commit()
     except IntegrityError:
         # Another sweeper recorded the same alert first (no advisory lock on this database): nothing to add.
