@@ -253,7 +253,7 @@ DATASETS: tuple[Dataset, ...] = (
         Col("created_at", "datetime", "Date"),
     ), _comments),
     Dataset("attachments", "Pièces jointes des tickets ; le fichier lui-même est dans le dossier attachments/ de "
-            "l'archive, au chemin indiqué par `path`.", (
+            "l'archive, au chemin indiqué par la colonne path.", (
         Col("id", "integer", "Identifiant de la pièce jointe"), *_TICKET_REF,
         Col("comment_id", "integer", "Commentaire auquel le fichier est joint, ou vide"),
         Col("filename", "string", "Nom du fichier"),
