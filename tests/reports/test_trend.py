@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from sau.extensions import db
 from sau.reports.annual import annual_report
-from sau.reports.trend import months_ending, monthly_compliance
+from sau.reports.trend import monthly_compliance, months_ending
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import Ticket
 from sla import ComplianceTicket, compliance_by, compute_compliance
@@ -31,7 +31,7 @@ def test_monthly_figures_equal_pure_reference(app, ctx, clock, make_request, see
     pure = [ComplianceTicket.from_state(t.commune.code, t.service.code, ticket_sla.compute(t, now, explain=False))
             for t in tickets]
     months = months_ending(datetime(2026, 7, 1, tzinfo=PARIS))
-    assert [m.key for m in months][0] == "2025-07" and months[-1].key == "2026-06"
+    assert months[0].key == "2025-07" and months[-1].key == "2026-06"
     trend = monthly_compliance(months, now)
     assert len(trend.communes) == 58
     by_code = trend.by_code()
