@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -158,36 +157,37 @@ class SpeedReport:
     overall: SpeedRow
 
 
-def _business_seconds(cal: BusinessCalendar, start: datetime, end: datetime) -> float:
-    return cal.business_time_between(start, end).total_seconds() if end > start else 0.0
-
-
 def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, service_id: int | None = None,
           cal: BusinessCalendar | None = None) -> SpeedReport:
     """First-response times of the tickets first answered in [start, end), resolution times of those resolved
     in it, per organisation (the queue holding the ticket), service and priority."""
     cal = cal or calendar()
-    in_period = sa.or_(sa.and_(Ticket.first_response_at >= start, Ticket.first_response_at < end),
-                       sa.and_(Ticket.resolved_at >= start, Ticket.resolved_at < end))
+    answered = sa.and_(Ticket.first_response_at >= start, Ticket.first_response_at < end)
+    resolved = sa.and_(Ticket.resolved_at >= start, Ticket.resolved_at < end)
     stmt = _scoped(sa.select(Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at, Ticket.organisation_id,
-                             Ticket.service_id, Ticket.priority).where(in_period), communes, service_id)
+                             Ticket.service_id, Ticket.priority, answered.label("answered"),
+                             resolved.label("resolved")).where(sa.or_(answered, resolved)), communes, service_id)
+    # One pair of arrays (first responses, resolutions) per (organisation, service, priority): a single dict
+    # lookup per row; the groupings are merged from them at the end.
+    cells: dict[tuple[int, int, str], tuple[array[float], array[float]]] = {}
+    between = cal.business_time_between
+    for created, first, done, org, svc, prio, is_answered, is_resolved in db.session.execute(
+            stmt.execution_options(yield_per=STREAM_BATCH)):
+        key = (org, svc, prio or NO_PRIORITY)
+        pair = cells.get(key)
+        if pair is None:
+            pair = cells[key] = (array("d"), array("d"))
+        if is_answered:
+            pair[0].append(between(created, first).total_seconds() if first > created else 0.0)
+        if is_resolved:
+            pair[1].append(between(created, done).total_seconds() if done > created else 0.0)
     groups: dict[str, dict[Any, tuple[array[float], array[float]]]] = {
-        "organisation": defaultdict(lambda: (array("d"), array("d"))),
-        "service": defaultdict(lambda: (array("d"), array("d"))),
-        "priority": defaultdict(lambda: (array("d"), array("d"))),
-        "all": defaultdict(lambda: (array("d"), array("d"))),
-    }
-    for row in db.session.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
-        keys = (("organisation", row.organisation_id), ("service", row.service_id),
-                ("priority", row.priority or NO_PRIORITY), ("all", None))
-        if row.first_response_at is not None and start <= row.first_response_at < end:
-            seconds = _business_seconds(cal, row.created_at, row.first_response_at)
-            for group, key in keys:
-                groups[group][key][0].append(seconds)
-        if row.resolved_at is not None and start <= row.resolved_at < end:
-            seconds = _business_seconds(cal, row.created_at, row.resolved_at)
-            for group, key in keys:
-                groups[group][key][1].append(seconds)
+        "organisation": {}, "service": {}, "priority": {}, "all": {}}
+    for (org, svc, prio), (fr, res) in cells.items():
+        for group, key in (("organisation", org), ("service", svc), ("priority", prio), ("all", None)):
+            target = groups[group].setdefault(key, (array("d"), array("d")))
+            target[0].extend(fr)
+            target[1].extend(res)
 
     def rows(group: str, names: dict[Any, tuple[str, str]], order: Any) -> list[SpeedRow]:
         result = [SpeedRow(*names.get(key, (str(key), str(key))), DurationStats.of(fr), DurationStats.of(res))
