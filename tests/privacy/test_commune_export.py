@@ -147,7 +147,7 @@ def test_demo_commune_round_trips(app: Flask, login_as: Any, populated: dict[str
     assert {m["email"] for m in memberships} == {DEMO_EMAILS["agent_ecully"], DEMO_EMAILS["referent_ecully"]}
     assert set(memberships[0]) == {"id", "user_id", "given_name", "family_name", "email", "role", "service",
                                    "created_at"}, "memberships hold only what is needed"
-    assert json.loads(zf.read("commune.json")) ["code"] == ECULLY
+    assert json.loads(zf.read("commune.json"))["code"] == ECULLY
 
     # Attachments: the files themselves, byte for byte, at the path given by their metadata.
     with app.app_context():
@@ -208,7 +208,7 @@ def test_nothing_of_another_commune(app: Flask, login_as: Any, populated: dict[s
     # The other way round: Tassin's export holds its ticket and none of Écully's.
     other = _export(app, login_as, TASSIN)
     refs = {r["reference"] for r in _jsonl(other, "tickets.jsonl")}
-    assert populated["tassin"] in refs or not tassin_ids["tickets"] & {r["id"] for r in _jsonl(other, "tickets.jsonl")}
+    assert populated["tassin"] in refs
     assert not refs & set(populated["ecully"])
 
 
@@ -282,16 +282,26 @@ def test_csrf_is_required(app: Flask, login_as: Any) -> None:
         assert db.session.scalar(sa.select(sa.func.count()).select_from(AccessLogEntry)) == 0
 
 
-@pytest.mark.parametrize("value", ["", "99999", "metropole", "<script>"])
-def test_bad_commune_is_refused_in_french(login_as: Any, value: str) -> None:
+@pytest.mark.parametrize("value, message", [
+    ("", "Choisissez la commune à exporter."),
+    ("99999", "N&#39;est pas un choix valide."),
+    ("metropole", "N&#39;est pas un choix valide."),  # the Métropole is not a commune
+    ("<script>alert(1)</script>", "N&#39;est pas un choix valide."),
+])
+def test_bad_commune_is_refused_in_french(app: Flask, login_as: Any, value: str, message: str) -> None:
+    from sau.extensions import db
+    from sau.privacy.access_log import AccessLogEntry
+
     client = login_as("admin")
     token = csrf_token(client, "/admin/export-commune")
     response = client.post("/admin/export-commune", data={"csrf_token": token, "commune": value})
     assert response.status_code == 422
-    html = response.get_data(as_text=True)
-    assert "Choisissez la commune à exporter." in html or "Choix non valide" in html or "Not a valid choice" not in html
-    assert "<script>" not in html.split("<main", 1)[-1].split("</main>")[0] or "&lt;script&gt;" in html
     assert response.mimetype == "text/html"
+    html = response.get_data(as_text=True)
+    assert message in html
+    assert "<script>alert(1)</script>" not in html
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(AccessLogEntry)) == 0
 
 
 def test_missing_attachment_file_is_reported_not_fatal(app: Flask, login_as: Any, populated: dict[str, Any]) -> None:
