@@ -72,6 +72,7 @@ def test_report_ticket_view_explains_the_deadline(app, history, login_as):
     html = login_as("manager_metropole").get(f"/rapports/tickets/{history['tassin_open']}").get_data(as_text=True)
     assert "Délai de résolution (SLA)" in html and "Détail des périodes comptées et exclues" in html
     assert "Historique" in html and "Plus grave" in html
+    assert "demandeur@example.org" not in html and "le demandeur" in html  # no requester's personal data
     assert login_as("manager_metropole").get("/rapports/tickets/SAU-0000-0000").status_code == 404
 
 
