@@ -130,6 +130,16 @@ class Ticket(db.Model):
             postgresql_where=sa.text("priority IN ('bloquant', 'majeur') AND sla_state <> 'sans_engagement' "
                                      "AND commune_id IS NOT NULL"),
         ),
+        # Agent queue (open tickets of an organisation, newest first or by deadline) and SLA sweep (running
+        # clocks in due order): partial indexes on PostgreSQL (migration a7c3e9d21f04, bench/RESULTS.md).
+        sa.Index("ix_tickets_open_recent", "organisation_id", "created_at",
+                 postgresql_where=sa.text("status IN ('nouveau', 'en_cours', 'en_attente')")),
+        sa.Index("ix_tickets_open_deadline", "organisation_id", "sla_deadline_at",
+                 postgresql_where=sa.text("status IN ('nouveau', 'en_cours', 'en_attente')")),
+        sa.Index("ix_tickets_sweep_breach", "sla_breach_at",
+                 postgresql_where=sa.text("sla_met IS NULL AND sla_paused IS false AND sla_deadline_at IS NOT NULL")),
+        sa.Index("ix_tickets_sweep_at_risk", "sla_at_risk_at",
+                 postgresql_where=sa.text("sla_met IS NULL AND sla_paused IS false AND sla_deadline_at IS NOT NULL")),
         sa.CheckConstraint("level IN (1, 2)", name="level"),
         sa.CheckConstraint(
             "status IN ('nouveau', 'en_cours', 'en_attente', 'resolu', 'clos', 'rejete', 'doublon')", name="status"
