@@ -7,9 +7,11 @@ Starts a throwaway PostgreSQL cluster (tests/support/pgcluster.py), migrates it 
 with `--big` tickets (Écully, 69081) and a third commune as noise (Villeurbanne, 69266), each ticket with 4 events,
 about 1.5 comments and 1 notification (outbox row), plus attachment files on disk (1 ticket in 500).
 
-Each export runs in a fresh Python process (`--child`), so that its peak RSS (`resource.getrusage`, ru_maxrss)
-is its own: the baseline is taken after the app is created and a first query ran, the peak after the export;
-a second child run measures the Python heap's peak with `tracemalloc` (slower, so its duration is not used).
+Each export runs in a fresh Python process (`--child`): its RSS is read after the app is created and a first
+query ran, then its peak RSS (VmHWM of /proc/self/status, reset just before the export; `resource.getrusage`'s
+ru_maxrss is printed too but on Linux it keeps the parent's peak across fork+exec) after the export; a second
+child run measures the Python heap's peak with `tracemalloc` (slower, so its duration is not used; `--no-trace`
+skips it).
 The figures and a Markdown table are printed for bench/RESULTS.md.
 """
 from __future__ import annotations
@@ -136,6 +138,28 @@ def generate(url: str, counts: dict[str, int], attachments_dir: Path) -> dict[st
     return totals
 
 
+def _status_kb(field: str) -> int | None:
+    """A memory figure of this process from /proc/self/status (Linux), in KiB."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset this process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
 def child(url: str, code: str, out: str, attachments_dir: str, trace: bool) -> None:
     """One export in this process; prints a JSON line with its figures."""
     import sqlalchemy as sa
@@ -149,7 +173,11 @@ def child(url: str, code: str, out: str, attachments_dir: str, trace: bool) -> N
     with app.app_context():
         org = db.session.scalar(sa.select(Organisation).where(Organisation.code == code))
         assert org is not None
+        # ru_maxrss survives fork+exec on Linux (it would report the parent's peak), so the peak is read from
+        # /proc/self/status (VmHWM), reset to the current RSS just before the export.
         baseline_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        rss_before_kb = _status_kb("VmRSS")
+        hwm_reset = _reset_peak_rss()
         if trace:
             tracemalloc.start()
         t0 = time.perf_counter()
@@ -157,8 +185,10 @@ def child(url: str, code: str, out: str, attachments_dir: str, trace: bool) -> N
         seconds = time.perf_counter() - t0
         traced_peak = tracemalloc.get_traced_memory()[1] if trace else None
         peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        hwm_kb = _status_kb("VmHWM")
     print(json.dumps({"code": code, "counts": result.counts, "seconds": seconds, "baseline_kb": baseline_kb,
-                      "peak_kb": peak_kb, "traced_peak_bytes": traced_peak, "zip_bytes": os.path.getsize(out)}))
+                      "peak_kb": peak_kb, "rss_before_kb": rss_before_kb, "hwm_kb": hwm_kb, "hwm_reset": hwm_reset,
+                      "traced_peak_bytes": traced_peak, "zip_bytes": os.path.getsize(out)}))
 
 
 def _run_child(url: str, code: str, out: Path, attachments_dir: Path, trace: bool) -> dict[str, Any]:
@@ -188,6 +218,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=100_000)
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--noise", type=int, default=5_000)
+    parser.add_argument("--no-trace", action="store_true", help="skip the (slow) tracemalloc runs")
     args = parser.parse_args()
     with PostgresCluster() as cluster, tempfile.TemporaryDirectory() as tmp:
         url = cluster.url
@@ -200,21 +231,22 @@ def main() -> None:
         for code, n in (("69244", args.small), ("69081", args.big)):
             out = Path(tmp) / f"export-{code}.zip"
             plain = _run_child(url, code, out, attachments_dir, trace=False)
-            traced = _run_child(url, code, out, attachments_dir, trace=True)
+            traced = None if args.no_trace else _run_child(url, code, out, attachments_dir, trace=True)
             assert plain["counts"]["tickets"] == n, plain["counts"]
             rows.append((n, plain, traced))
             print(json.dumps({"plain": plain, "traced": traced}), flush=True)
         load = os.getloadavg()
     print(f"\nMachine: {cpu_model()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, PostgreSQL "
           f"(throwaway cluster); load average after the runs {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
-    print("| tickets | rows written (JSONL) | ZIP size | duration | rows/s | peak RSS | RSS growth during export "
-          "| Python heap peak (tracemalloc) |\n|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| tickets | rows written (JSONL) | ZIP size | duration | rows/s | RSS before | peak RSS during export "
+          "(VmHWM) | growth | Python heap peak (tracemalloc) |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, plain, traced in rows:
         written = sum(plain["counts"].values())
+        heap = f"{traced['traced_peak_bytes'] / 2**20:.1f} MiB" if traced else "not measured"
         print(f"| {n:,} | {written:,} | {plain['zip_bytes'] / 1e6:.1f} MB | {plain['seconds']:.1f} s "
-              f"| {written / plain['seconds']:,.0f} | {plain['peak_kb'] / 1024:.1f} MiB "
-              f"| {(plain['peak_kb'] - plain['baseline_kb']) / 1024:.1f} MiB "
-              f"| {traced['traced_peak_bytes'] / 2**20:.1f} MiB |")
+              f"| {written / plain['seconds']:,.0f} | {plain['rss_before_kb'] / 1024:.1f} MiB "
+              f"| {plain['hwm_kb'] / 1024:.1f} MiB | {(plain['hwm_kb'] - plain['rss_before_kb']) / 1024:.1f} MiB "
+              f"| {heap} |")
 
 
 if __name__ == "__main__":
