@@ -166,16 +166,18 @@ def access_log_csv() -> Any:
         writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
         writer.writerow(CSV_COLUMNS)
         yield "\ufeff" + out.getvalue()
-        result = db.session.execute(stmt.order_by(AccessLogEntry.at.desc(), AccessLogEntry.id.desc())
-                                    .execution_options(yield_per=1000))
+        # Core execution (plain rows, no ORM objects piling up in the session), a server-side cursor on PostgreSQL.
+        result = db.session.connection().execute(stmt.order_by(AccessLogEntry.at.desc(), AccessLogEntry.id.desc())
+                                                 .execution_options(yield_per=1000))
         for partition in result.partitions():
             out.seek(0)
             out.truncate()
-            for entry, code, name, reference in partition:
-                writer.writerow([entry.at.isoformat(), entry.at.astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S"),
-                                 entry.actor_id or "", entry.actor_label, entry.action, entry.action_label,
-                                 entry.subject_user_id or "", code or "", name or "", reference or "", entry.detail])
-            db.session.expunge_all()  # keep the identity map small while streaming
+            for row in partition:
+                m = row._mapping
+                writer.writerow([m["at"].isoformat(), m["at"].astimezone(PARIS).strftime("%d/%m/%Y %H:%M:%S"),
+                                 m["actor_id"] or "", m["actor_label"], m["action"],
+                                 ACTION_LABELS.get(m["action"], m["action"]), m["subject_user_id"] or "",
+                                 m["code"] or "", m["name"] or "", m["reference"] or "", m["detail"]])
             yield out.getvalue()
 
     name = f"journal-acces-{now.astimezone(PARIS):%Y%m%d-%H%M}.csv"
@@ -222,8 +224,12 @@ def commune_export_view() -> Any:
         db.session.rollback()
         return _export_page(form, 503, "L'export n'a pas pu être écrit (espace disque ?). Réessayez plus tard ; "
                                         "si le problème persiste, prévenez l'exploitation.")
-    commune_export.record_export(_actor(), org, result, now)
-    db.session.commit()
+    try:
+        commune_export.record_export(_actor(), org, result, now)
+        db.session.commit()
+    except Exception:
+        tmp.close()
+        raise
     tmp.seek(0)
     return send_file(tmp, mimetype="application/zip", as_attachment=True,
                      download_name=commune_export.export_filename(org, now), etag=False, max_age=0)
