@@ -188,11 +188,14 @@ def erase_account(user: User, now: datetime, *, source: str, actor: User | None 
     acted_on |= set(db.session.scalars(sa.select(Ticket.id).where(Ticket.assignee_id == user.id)))
     acted_on |= set(db.session.scalars(sa.select(Comment.ticket_id).where(Comment.author_id == user.id)))
     acted_on |= set(db.session.scalars(sa.select(TicketEvent.ticket_id).where(TicketEvent.actor_id == user.id)))
-    # Assignment events name the assignee in their data, possibly on tickets no longer theirs.
-    for event_id, ticket_id, data in db.session.execute(
-            sa.select(TicketEvent.id, TicketEvent.ticket_id, TicketEvent.data).where(TicketEvent.type == "ticket.assigned")):
-        if scrub.matches(data):
-            acted_on.add(ticket_id)
+    # Assignment events name the assignee in their data, possibly on tickets no longer theirs. Only staff can be
+    # assigned (policy.can_work), so a usager's erasure skips this scan of every assignment.
+    if user.memberships or db.session.scalar(sa.select(SchoolAdministrator.id)
+                                             .where(SchoolAdministrator.user_id == user.id).limit(1)):
+        for ticket_id, data in db.session.execute(
+                sa.select(TicketEvent.ticket_id, TicketEvent.data).where(TicketEvent.type == "ticket.assigned")):
+            if scrub.matches(data):
+                acted_on.add(ticket_id)
 
     # Requester-uploaded files: deleted (row now, file after the flush).
     attachments = list(db.session.scalars(sa.select(Attachment).where(

@@ -131,3 +131,24 @@ def test_staff_cannot_delete_their_account_from_mes_donnees(app: Flask) -> None:
     response = client.post("/mes-donnees/supprimer", data={"csrf_token": token, "understood": "y",
                                                           "confirmation": "SUPPRIMER"})
     assert response.status_code == 403
+
+
+def test_erasing_a_staff_account_also_clears_assignments_and_the_admin_journal(app: Flask, ctx: None, clock) -> None:
+    from sau.admin.operations import record
+    from sau.auth.models import User
+    from sau.extensions import db
+    from sau.privacy.erasure import erase_account
+    from tests.conftest import DEMO_EMAILS
+
+    person = create_person(clock.now())  # worked by agent_metropole (Alice Dupont)
+    agent = db.session.scalar(sa.select(User).where(User.email == DEMO_EMAILS["agent_metropole"]))
+    admin = db.session.scalar(sa.select(User).where(User.email == DEMO_EMAILS["admin"]))
+    record(admin, clock.now(), "membership.created", "membership", 1, f"{agent.display_name} — agent",
+           after={"email": agent.email})
+    db.session.commit()
+    values = {"given_name": "Alice", "family_name": "Dupont", "email": agent.email}
+    assert scan(values)
+    erase_account(agent, clock.now(), source="glc_import", actor=admin)
+    db.session.commit()
+    assert scan(values) == []
+    assert scan(person.values)  # the usager's own data is not touched by the agent's erasure
