@@ -214,6 +214,12 @@ def get_request(reference: str) -> Any:
     staff = policy.can_view_as_staff(_user(), ticket)
     response = jsonify(serialize(ticket, staff=staff))
     response.headers["ETag"] = f'"{ticket.version}"'
+    if staff and not policy.is_requester(current_principal(), ticket):  # a staff read of personal data (issue 8)
+        from sau.privacy.access_log import log_access
+
+        log_access(_user(), "ticket.view", ticket.requester_id, commune_id=ticket.commune_id, ticket_id=ticket.id,
+                   detail=f"{ticket.reference} (API)")
+        db.session.commit()
     return response
 
 

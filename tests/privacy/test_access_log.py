@@ -60,6 +60,17 @@ def test_agent_viewing_a_ticket_writes_one_entry(app: Flask, login_as: Any, make
     assert len(_entries(app, action="ticket.view")) == 2
 
 
+def test_api_ticket_read_by_staff_is_logged_not_by_the_requester(app: Flask, login_as: Any,
+                                                                 make_request: Any) -> None:
+    reference = make_request(requester="usager_a", commune="69081")
+    assert login_as("usager_a").get(f"/api/v1/requests/{reference}").status_code == 200
+    assert _entries(app) == [], "a usager reading their own request is not an access to someone else's data"
+    assert login_as("agent_ecully").get(f"/api/v1/requests/{reference}").status_code == 200
+    entries = _entries(app)
+    assert [(e.action, e.detail) for e in entries] == [("ticket.view", f"{reference} (API)")]
+    assert entries[0].subject_user_id == user_id(app, "usager_a")
+
+
 def test_refused_ticket_view_writes_nothing(app: Flask, login_as: Any, make_request: Any) -> None:
     reference = make_request(requester="usager_a", commune="69081")
     assert login_as("agent_tassin").get(f"/agent/tickets/{reference}").status_code == 404
