@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 
@@ -68,13 +68,13 @@ class Stack:
         self.sau("load-demo")
 
     def sau(self, *args: str) -> str:
-        proc = subprocess.run([str(VENV_BIN / "sau"), *args], cwd=ROOT, env=self.env, capture_output=True,
+        proc = subprocess.run([str(VENV_BIN / "sau"), *args], check=False, cwd=ROOT, env=self.env, capture_output=True,
                               text=True, timeout=300)
         assert proc.returncode == 0, f"sau {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
         return proc.stdout
 
     def python(self, code: str, *args: str, env: dict[str, str] | None = None) -> str:
-        proc = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, env={**self.env, **(env or {})},
+        proc = subprocess.run([sys.executable, "-c", code, *args], check=False, cwd=ROOT, env={**self.env, **(env or {})},
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, f"helper failed:\n{proc.stdout}\n{proc.stderr}"
         return proc.stdout
@@ -199,7 +199,7 @@ class Load:
     """`threads` clients posting help requests to /api/v1/requests with a token and an Idempotency-Key each,
     retrying the same key after a 503, a 409 (same key in progress) or a dropped connection."""
 
-    RETRYABLE = {"503", "409"}
+    RETRYABLE: ClassVar[frozenset[str]] = frozenset({"503", "409"})
 
     def __init__(self, ports: list[int], token: str, threads: int = 6, prefix: str = "panne",
                  retry_pause: float = 0.3, give_up_after: float = 90.0) -> None:
