@@ -288,7 +288,7 @@ def datapackage() -> Response:
         "homepage": url_for("opendata.index", _external=True),
         "licenses": [opendata.LICENCE],
         "contributors": [{"title": opendata.PUBLISHER, "role": "publisher"}],
-        "created": opendata.iso(generated) if generated else None,
+        **({"created": opendata.iso(generated)} if generated else {}),
         "resources": [
             {"name": name, "path": f"{name}.csv", "title": opendata.SCHEMAS[name]["title"],
              "description": opendata.SCHEMAS[name]["description"], "profile": "tabular-data-resource",

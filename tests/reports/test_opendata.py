@@ -20,7 +20,9 @@ from sau.reports.compliance import compliance_by_commune
 from sau.reports.models import OpenDataSnapshot
 from sau.status import operations as status_ops
 from sau.tickets import operations as ops
+from sau.tickets import sla as ticket_sla
 from sau.tickets.models import Ticket
+from sla import ComplianceTicket, compliance_by
 from sla.availability import month_bounds
 from tests.conftest import DEMO_EMAILS
 
@@ -86,6 +88,18 @@ def test_ticket_figures_equal_the_sla_dashboard(app, clock, make_request, client
                 assert (int(row["engages"]), int(row["respectes"]), int(row["depasses"]), int(row["en_cours"])) == (
                     c.figures.committed, c.figures.met, c.figures.breached, c.figures.open)
                 assert (row["conforme"] == "oui") == c.figures.is_conforme
+        # And the SLA engine's pure reference, per commune and service.
+        tickets = db.session.scalars(sa.select(Ticket).where(Ticket.commune_id.is_not(None))).all()
+        reference = compliance_by(
+            [ComplianceTicket.from_state(t.commune.code, t.service.code, ticket_sla.compute(t, clock.now(), explain=False))
+             for t in tickets], start, end, clock.now(), key=lambda t: (t.commune, t.service))
+        assert sum(f.committed for f in reference.values()) == 4
+        for (commune, service), f in reference.items():
+            row = by_key.get(("2026-02", commune, service))
+            if row is None:
+                assert f.committed == 0
+                continue
+            assert (int(row["engages"]), int(row["respectes"]), int(row["depasses"])) == (f.committed, f.met, f.breached)
         created = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket).where(
             Ticket.created_at >= start, Ticket.created_at < end, Ticket.commune_id.is_not(None)))
     assert sum(int(r["tickets"]) for r in rows) == created == 6
