@@ -127,12 +127,6 @@ class BaseConfig:
     ACCESS_LOG_RETENTION_DAYS = _env_int("ACCESS_LOG_RETENTION_DAYS", 365)
 
 
-    # Production behind a load balancer: number of proxies whose X-Forwarded-* headers are trusted (sau/wsgi.py).
-    TRUSTED_PROXIES = _env_int("TRUSTED_PROXIES", 0)
-    # Access log (issue 8, point 5): entries older than this are purged daily by the scheduler (0: keep all).
-    ACCESS_LOG_RETENTION_DAYS = _env_int("ACCESS_LOG_RETENTION_DAYS", 365)
-
-
 class DevelopmentConfig(BaseConfig):
     ENV_NAME = "development"
     DEV_LOGIN = _env_bool("DEV_LOGIN", True)
