@@ -190,3 +190,48 @@ def test_scheduler_killed_and_restarted_catches_up(stack: Stack, tmp_path: Path)
         if scheduler is not None:
             scheduler.stop()
         sink.stop()
+
+
+def test_two_nodes_two_schedulers_under_load(stack: Stack, tmp_path: Path) -> None:
+    mail = tmp_path / "mail"
+    mail.mkdir()
+    sink = SmtpSink(mail)
+    sink.start()
+    smtp = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(sink.port), "SMTP_SECURITY": "none"}
+    processes: list[Any] = []
+    swept: list[datetime] = []
+    try:
+        last = seed(stack, 30, START, 20260312, "sla-2n")
+        now = last + timedelta(minutes=5)
+        stack.set_clock(now)
+        token = stack.create_token()
+        clocked = "tests.faults.clocked:create_app()"
+        nodes = [Node(stack, workers=2, app=clocked, name=f"node{i}") for i in (1, 2)]
+        processes += nodes
+        schedulers = [Scheduler(stack, f"scheduler-{i}", smtp) for i in (1, 2)]
+        processes += schedulers
+        load = Load([n.port for n in nodes], token, threads=6, prefix="panne-2n").start()
+        try:
+            for _ in range(8):  # 24 simulated hours under load, both schedulers sweeping and dispatching
+                now += STEP
+                stack.set_clock(now)
+                swept.append(now)
+                wait_until(lambda: recorded_events(stack) == expected_events(sla_tickets(stack), swept), 60,
+                           f"the sweep at {now}")
+        finally:
+            load.stop()
+        wait_until(lambda: pending_mail(stack) == 0, 90, "the e-mails to be sent")
+        requests = check_no_loss_no_duplicate(stack, load)
+        assert requests["accepted"] >= 30, f"too little load to prove anything: {requests}"
+        tickets = sla_tickets(stack)
+        recorded = check_events(stack, tickets, swept)
+        kinds = Counter(kind for _, kind in recorded)
+        assert kinds["sla.at_risk"] > 5 and kinds["sla.breached"] > 5
+        mails = check_notifications(stack, sink)
+        assert all(s.proc.poll() is None for s in schedulers) and all(n.proc.poll() is None for n in nodes)
+        figures = {**requests, "sla_events": sum(recorded.values()), **dict(kinds), "event_duplicates": 0, **mails}
+        record_result("two_nodes_two_schedulers", figures)
+    finally:
+        for process in processes:
+            process.stop()
+        sink.stop()
