@@ -62,14 +62,11 @@ def help_form() -> Any:
         return render_template("help/no_sau.html", service=service, services=intake.sau_services()), 422
     now = now_utc()
     form = HelpRequestForm()
-    _fill_choices(form, service, now.date())
     if request.method == "GET":
         form.service.data = service.code
         form.page_url.data = request.args.get("page", "")[:2000]
         if current_user.is_authenticated:
             form.email.data = current_user.email
-    query = request.args.get("q", "") or (form.subject.data or "")
-    faq = faq_search(service, query)
     is_valid = request.method == "POST" and form.validate_on_submit()
     if request.method == "POST" and not current_user.is_authenticated and not (form.email.data or "").strip():
         # Checked with the other fields so that every error shows at once.
@@ -86,6 +83,11 @@ def help_form() -> Any:
             if token:
                 session[NEW_TOKEN_KEY] = {"reference": reference, "token": token}
             return redirect(url_for("help.thanks", reference=reference), code=303)
+    # Only a page that is shown needs the choices and the FAQ suggestions (the select fields do not validate
+    # against their choices): an accepted request skips these queries.
+    _fill_choices(form, service, now.date())
+    query = request.args.get("q", "") or (form.subject.data or "")
+    faq = faq_search(service, query)
     status = 422 if request.method == "POST" else 200
     from sau.status.operations import under_way  # the maintenance banner (issue 6, point 3)
 
