@@ -6,7 +6,7 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: venv run system-deps test lint clean distclean
+.PHONY: venv run system-deps test faults lint clean distclean
 
 ## venv: create .venv (Python >= 3.11) and install the project with its test extras
 venv: $(STAMP)
@@ -43,6 +43,10 @@ test: venv system-deps
 	SAU_TEST_DB=postgresql $(PY) -m pytest -m "not browser" --ignore=tests/sla --ignore=tests/infra $(PYTEST_ARGS) || rc_pg=$$?; \
 	if [ $$rc_sqlite -ne 0 ] || [ $$rc_pg -ne 0 ]; then \
 	    echo "FAILED: sqlite run exit $$rc_sqlite, postgresql run exit $$rc_pg" >&2; exit 1; fi
+
+## faults: fault tests with real processes (PostgreSQL restart, SIGKILL, two nodes); minutes; not part of `make test`
+faults: venv system-deps
+	SAU_FAULTS=1 $(PY) -m pytest -m faults tests/faults -v -s $(PYTEST_ARGS)
 
 ## lint: ruff + mypy --strict on the SLA engine
 lint: venv

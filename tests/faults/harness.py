@@ -189,6 +189,7 @@ class Submission:
     attempts: list[str] = field(default_factory=list)  # "201", "503", "reset:RemoteDisconnected", ...
     references: list[str] = field(default_factory=list)  # from every 201
     retry_after_missing: int = 0
+    replayed: bool = False  # the 201 was a replay: an earlier attempt had committed but its answer was lost
 
     @property
     def accepted(self) -> bool:
@@ -226,7 +227,7 @@ class Load:
         with self._lock:
             return sum(1 for s in self.submissions if s.accepted)
 
-    def _post(self, port: int, submission: Submission) -> tuple[str, dict[str, Any] | None, str | None]:
+    def _post(self, port: int, submission: Submission) -> tuple[str, dict[str, Any] | None, dict[str, str]]:
         body = json.dumps({**REQUEST_BODY, "subject": submission.subject}).encode()
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         try:
@@ -237,9 +238,9 @@ class Load:
             raw = response.read()
             data = json.loads(raw) if raw and response.getheader("Content-Type", "").startswith("application/json") \
                 else None
-            return str(response.status), data, response.getheader("Retry-After")
+            return str(response.status), data, {k.lower(): v for k, v in response.getheaders()}
         except (OSError, http.client.HTTPException) as exc:
-            return f"reset:{type(exc).__name__}", None, None
+            return f"reset:{type(exc).__name__}", None, {}
         finally:
             conn.close()
 
@@ -255,12 +256,13 @@ class Load:
             while True:
                 port = self.ports[(index + n + attempt) % len(self.ports)]
                 attempt += 1
-                status, data, retry_after = self._post(port, submission)
+                status, data, headers = self._post(port, submission)
                 submission.attempts.append(status)
                 if status == "201":
                     submission.references.append(data["reference"] if data else "?")
+                    submission.replayed = headers.get("idempotent-replayed") == "true"
                     break
-                if status == "503" and retry_after is None:
+                if status == "503" and "retry-after" not in headers:
                     submission.retry_after_missing += 1
                 if not (status in self.RETRYABLE or status.startswith("reset:")):
                     break  # a 4xx/500: recorded, not retried (the test fails on it)
@@ -276,6 +278,8 @@ class Load:
             "accepted": sum(1 for s in self.submissions if s.accepted),
             "by_status": dict(sorted(attempts.items())),
             "retried": sum(1 for s in self.submissions if len(s.attempts) > 1),
+            # accepted on a retry by replay: the first attempt had committed, its answer was lost in the fault
+            "replayed": sum(1 for s in self.submissions if s.replayed),
         }
 
 
