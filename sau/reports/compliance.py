@@ -109,6 +109,11 @@ def compliance_by_commune(
         row = rows.get(org_id)
         m, b, c = (int(row.met), int(row.breached), int(row.committed)) if row else (0, 0, 0)
         result.append(CommuneCompliance(code, name, figures_from_counts(m, b, c - m - b, target)))
-    result.sort(key=lambda r: (r.figures.compliance if r.figures.compliance is not None else 2.0,
-                               -r.figures.breached, _sort_name(r.name)))
+    result.sort(key=sort_key)
     return result
+
+
+def sort_key(row: CommuneCompliance) -> tuple[float, int, str]:
+    """Worst compliance first, then most breaches, then alphabetical (communes without tickets last)."""
+    f = row.figures
+    return (f.compliance if f.compliance is not None else 2.0, -f.breached, _sort_name(row.name))

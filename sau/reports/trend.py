@@ -15,10 +15,12 @@ import sqlalchemy as sa
 
 from sau.extensions import db
 from sau.reports.compliance import (
+    CommuneCompliance,
     _communes,
     breached_expression,
     committed_conditions,
     met_expression,
+    sort_key,
 )
 from sau.reports.periods import PARIS, _add_months, _midnight
 from sau.tickets.models import Ticket
@@ -103,7 +105,7 @@ def monthly_compliance(
         )
         .where(*committed_conditions(months[0].start, months[-1].end, service=service, priority=priority,
                                      kind=kind, communes=communes), *(extra or []))
-        .group_by(Ticket.commune_id, bucket)
+        .group_by(Ticket.commune_id, sa.literal_column("bucket"))
     )
     counts: dict[tuple[int, int], tuple[int, int, int]] = {}
     for row in db.session.execute(stmt):
@@ -138,3 +140,65 @@ def describe(values: list[float | None], months: list[Month]) -> str:
     return (f"{len(points)} mois avec des tickets engagés sur {len(months)} ; de {pct(first[1])} ({first[0].label}) "
             f"à {pct(last[1])} ({last[0].label}) ; au plus bas {pct(worst[1])} ({worst[0].label}), au plus haut "
             f"{pct(best[1])} ({best[0].label}) ; {below} mois sous l'objectif de 95 %.")
+
+
+def _bucket(column: sa.ColumnElement[datetime], boundaries: list[datetime], lo: int, hi: int) -> sa.ColumnElement[int]:
+    """Index i of the interval [boundaries[i], boundaries[i + 1]) holding `column`, as a balanced tree of CASEs
+    (log2(n) comparisons per row instead of n / 2)."""
+    if hi - lo == 1:
+        return sa.literal(lo)
+    mid = (lo + hi) // 2
+    return sa.case((column < boundaries[mid], _bucket(column, boundaries, lo, mid)),
+                   else_=_bucket(column, boundaries, mid, hi))
+
+
+def period_and_trend(
+    start: datetime, end: datetime, months: list[Month], now: datetime, *, service: str | None = None,
+    priority: str | None = None, kind: str | None = None, communes: set[int] | None = None,
+) -> tuple[list[CommuneCompliance], Trend]:
+    """The dashboard's two views in ONE scan: the figures of [start, end) per commune (as `compliance_by_commune`,
+    worst first) and the monthly trend (as `monthly_compliance`). Rows are counted per elementary interval between
+    the period's and the months' boundaries; since a ticket falls in exactly one interval, the period and each
+    month are exact sums of intervals."""
+    boundaries = sorted({start, end, *(m.start for m in months), months[-1].end})
+    stmt = (
+        sa.select(
+            Ticket.commune_id, _bucket(Ticket.sla_deadline_at, boundaries, 0, len(boundaries) - 1).label("bucket"),
+            sa.func.count().label("committed"), sa.func.sum(met_expression()).label("met"),
+            sa.func.sum(breached_expression(now)).label("breached"),
+        )
+        .where(*committed_conditions(boundaries[0], boundaries[-1], service=service, priority=priority, kind=kind,
+                                     communes=communes))
+        .group_by(Ticket.commune_id, sa.literal_column("bucket"))
+    )
+    counts: dict[int, dict[int, tuple[int, int, int]]] = {}
+    for row in db.session.execute(stmt):
+        counts.setdefault(row.commune_id, {})[int(row.bucket)] = (int(row.met), int(row.breached), int(row.committed))
+
+    def within(a: datetime, b: datetime) -> list[int]:
+        return [i for i in range(len(boundaries) - 1) if boundaries[i] >= a and boundaries[i + 1] <= b]
+
+    period_buckets = within(start, end)
+    month_buckets = [within(m.start, m.end) for m in months]
+
+    def figures(by_bucket: dict[int, tuple[int, int, int]], buckets: list[int]) -> ComplianceFigures:
+        m = sum(by_bucket.get(i, (0, 0, 0))[0] for i in buckets)
+        b = sum(by_bucket.get(i, (0, 0, 0))[1] for i in buckets)
+        c = sum(by_bucket.get(i, (0, 0, 0))[2] for i in buckets)
+        return figures_from_counts(m, b, c - m - b)
+
+    period: list[CommuneCompliance] = []
+    trend: list[CommuneTrend] = []
+    totals: dict[int, list[int]] = {}
+    for org_id, code, name in _communes(communes):
+        by_bucket = counts.get(org_id, {})
+        for i, v in by_bucket.items():
+            t = totals.setdefault(i, [0, 0, 0])
+            t[0] += v[0]
+            t[1] += v[1]
+            t[2] += v[2]
+        period.append(CommuneCompliance(code, name, figures(by_bucket, period_buckets)))
+        trend.append(CommuneTrend(org_id, code, name, [figures(by_bucket, mb) for mb in month_buckets]))
+    period.sort(key=sort_key)
+    total = {i: (v[0], v[1], v[2]) for i, v in totals.items()}
+    return period, Trend(months, trend, [figures(total, mb) for mb in month_buckets])

@@ -29,7 +29,7 @@ from sau.reports import breaches as br
 from sau.reports import exports
 from sau.reports.compliance import CommuneCompliance, compliance_by_commune
 from sau.reports.periods import PARIS, PeriodError, parse_period
-from sau.reports.trend import describe, monthly_compliance, months_ending
+from sau.reports.trend import describe, monthly_compliance, months_ending, period_and_trend
 from sau.tickets import operations as ops
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import KINDS, PRIORITIES
@@ -139,8 +139,10 @@ def _query() -> tuple[list[CommuneCompliance], dict[str, Any]]:
 @bp.get("/sla")
 @login_required
 def sla_dashboard() -> Any:
-    rows, ctx = _query()
-    trend = monthly_compliance(months_ending(ctx["end"]), ctx["now"], **_sql_filters(ctx))
+    ctx = _filters()
+    # one scan for the period's table and the 12-month trend (bench/reports_http.py)
+    rows, trend = period_and_trend(ctx["start"], ctx["end"], months_ending(ctx["end"]), ctx["now"],
+                                   **_sql_filters(ctx))
     committed = sum(r.figures.committed for r in rows)
     status = 422 if ctx["errors"] else 200
     ordered = [r for r in rows if r.figures.committed] + [r for r in rows if not r.figures.committed]

@@ -12,7 +12,8 @@ import sqlalchemy as sa
 
 from sau.extensions import db
 from sau.reports.annual import annual_report
-from sau.reports.trend import monthly_compliance, months_ending
+from sau.reports.compliance import compliance_by_commune
+from sau.reports.trend import monthly_compliance, months_ending, period_and_trend
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import Ticket
 from sla import ComplianceTicket, compliance_by, compute_compliance
@@ -67,3 +68,24 @@ def test_month_buckets_are_paris_months(app, ctx, clock, make_request):
     ecully = trend.by_code()["69081"]
     assert [m.key for m in months] == ["2026-03", "2026-04"]
     assert [f.committed for f in ecully.months] == [1, 1]
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_dashboard_single_scan_equals_separate_queries(app, ctx, clock, make_request, seed):
+    """period_and_trend (the dashboard's one query) gives the figures of compliance_by_commune for the period and of
+    monthly_compliance for the months, for periods not aligned on months too."""
+    rng = random.Random(seed)
+    _random_history(rng, clock, make_request, 30)
+    now = clock.now() + timedelta(days=rng.randint(0, 30))
+    seen = 0
+    for start, end in [(datetime(2026, 3, 1, tzinfo=PARIS), datetime(2026, 4, 1, tzinfo=PARIS)),
+                       (datetime(2026, 3, 12, tzinfo=PARIS), datetime(2026, 5, 3, tzinfo=PARIS)),
+                       (datetime(2024, 11, 1, tzinfo=PARIS), datetime(2026, 11, 20, tzinfo=PARIS))]:
+        months = months_ending(end)
+        for filters in ({}, {"priority": "bloquant"}, {"communes": {db.session.scalar(
+                sa.select(Ticket.commune_id).where(Ticket.commune_id.is_not(None)).limit(1))}}):
+            period, trend = period_and_trend(start, end, months, now, **filters)
+            assert period == compliance_by_commune(start, end, now, **filters), (start, filters)
+            assert trend == monthly_compliance(months, now, **filters), (start, filters)
+            seen += sum(r.figures.committed for r in period)
+    assert seen > 0
