@@ -41,3 +41,18 @@ def test_mes_donnees_has_no_axe_violation_and_shows_french_errors(app: Flask, pa
     page.get_by_role("button", name="Enregistrer mes coordonnées").click()
     page.wait_for_url("**/mes-donnees")
     assert page.get_by_text("Vos coordonnées ont été corrigées (adresse e-mail).").is_visible()
+
+
+def test_agent_masking_form_has_no_axe_violation(app: Flask, page: Page, make_request) -> None:
+    reference = make_request(requester="usager_a", description="Mon téléphone : 06 11 22 33 44.")
+    sign_in(page, "agent_ecully")
+    page.goto(f"/agent/tickets/{reference}")
+    page.get_by_text("Masquer une donnée personnelle").click()
+    page.get_by_label("Texte à masquer (copiez-le exactement)").fill("06 11 22 33 44")
+    assert_no_axe_violations(page)
+    page.get_by_role("button", name="Masquer", exact=True).click()
+    page.wait_for_url(f"**/agent/tickets/{reference}*")
+    assert page.get_by_text("Texte masqué (14 caractère(s)).").is_visible()
+    assert "06 11 22 33 44" not in page.content()
+    assert_no_axe_violations(page)
+    screenshot(page, "agent-masquage")
