@@ -44,6 +44,14 @@ PEER_DIR = ROOT / "bench" / "peer"
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
+def cpu_index() -> float:
+    """CPU time (ms) of a fixed pure-Python loop: shows how fast this shared machine runs at the moment
+    (the same loop on the idle machine is recorded in bench/RESULTS.md)."""
+    import timeit
+
+    return min(timeit.repeat("sum(range(100000))", number=50, repeat=3)) / 50 * 1000
+
+
 def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -302,11 +310,14 @@ def run_wrk(wrk: str, server: Server, name: str, lua: str, duration: int, connec
             workdir: Path) -> Result:
     script = workdir / f"{server.name}-{re.sub(r'[^A-Za-z0-9]+', '-', name)}-{connections}.lua"
     script.write_text(lua)
-    load = loadavg()
+    load = f"{loadavg()}; CPU index {cpu_index():.1f} ms"
     sampler = MemorySampler(server.proc.pid)
     sampler.start()
-    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(script),
-                          server.base], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
+                          "-s", str(script), server.base], capture_output=True, text=True, check=True).stdout
+    (workdir / f"{script.stem}.out").write_text(out)
+    if os.environ.get("BENCH_VERBOSE"):
+        print(out)
     rss, pss = sampler.stop()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
@@ -464,7 +475,7 @@ def run_peer(args: argparse.Namespace, wrk: str, workdir: Path) -> list[Result]:
 
 def markdown(results: list[Result]) -> str:
     lines = [("| server | operation | conns | req/s | p50 (ms) | p99 (ms) | requests | errors | max RSS/worker (MB) "
-             "| max PSS/worker (MB) | load avg before |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+             "| max PSS/worker (MB) | load avg before; CPU index |"), "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         created = f" ({r.extra['tickets_created']} tickets created)" if "tickets_created" in r.extra else ""
         lines.append(f"| {r.server} | {r.name}{created} | {r.connections} | {r.rps:.0f} | {r.p50_ms:.1f} | "
@@ -495,7 +506,7 @@ def main() -> None:
         from tests.support.pgcluster import PostgresCluster
 
         cluster = PostgresCluster(settings={"max_connections": "200", "shared_buffers": "1GB", "fsync": "on",
-                                            "synchronous_commit": "on", "full_page_writes": "on"})
+                                            "synchronous_commit": "on", "full_page_writes": "on", "random_page_cost": "1.1"})
         url = cluster.start()
         print(generate(url, args.tickets, 24, seed=7, open_share=0.1), flush=True)
         if args.peer_url is None and (PEER_DIR / ".venv/bin/python").exists():
@@ -504,7 +515,7 @@ def main() -> None:
                             str(args.tickets)], check=True, env=dict(os.environ, PEER_DATABASE_URL=args.peer_url))
     try:
         print(f"workers per server: {args.workers}; wrk -t1 -c{args.connections} -d{args.duration}s; "
-              f"load average {loadavg()}", flush=True)
+              f"load average {loadavg()}; CPU index {cpu_index():.1f} ms", flush=True)
         results = [] if args.skip_sau else run_sau(args, url, wrk, workdir)
         if args.peer_url:
             results += run_peer(args, wrk, workdir)

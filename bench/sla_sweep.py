@@ -7,13 +7,14 @@ With `--url`, the database must come from bench/datagen.py (`--open-share 0.1`: 
 `--copy` works on a copy (CREATE DATABASE … TEMPLATE) so that the original keeps no sweep events. The
 sweep writes (alerts, events, notifications), so it runs on the copy or on a database you can spare.
 
-Three measurements, in-process (the function the scheduler calls), clock set by argument:
-1. catch-up: right after loading, no alert has ever been recorded, so every open ticket whose at-risk or
-   breach instant is past is due (tens of thousands); successive sweeps (up to 5,000 breached + 5,000 at risk
-   each, the sweep's own batch limit) until nothing is left: time per sweep and per alert;
-2. the steady state: then a sweep one minute later, the scheduler's normal tick (only what became due in
-   that minute) — the figure to hold under 1 s;
-3. the same tick with a whole hour due.
+Measurements, in-process (the function the scheduler calls), clock set by argument:
+1. catch-up: right after loading no alert has ever been recorded, so every open ticket whose at-risk or
+   breach instant is past is due (tens of thousands, as after a long scheduler outage); one sweep with a
+   batch of `--batch` tickets per kind gives the cost per alert (events, notifications, SLA recomputation);
+2. the steady state: the remaining past-due tickets are then marked as already alerted in SQL (what the
+   minute-by-minute sweeps would have recorded), and the sweep runs one minute later — the scheduler's
+   normal tick over ~100,000 open tickets, the figure to hold under 1 s — then at 10:00 (Paris) on the next
+   business morning (an hour of business time due at once), then with nothing new due (the query cost alone).
 """
 from __future__ import annotations
 
@@ -26,6 +27,14 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 
+def cpu_index() -> float:
+    """CPU time (ms) of a fixed pure-Python loop: shows how fast this shared machine runs at the moment
+    (the same loop on the idle machine is recorded in bench/RESULTS.md)."""
+    import timeit
+
+    return min(timeit.repeat("sum(range(100000))", number=50, repeat=3)) / 50 * 1000
+
+
 def loadavg() -> str:
     with open("/proc/loadavg", encoding="ascii") as fh:
         return " ".join(fh.read().split()[:3])
@@ -36,7 +45,7 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--copy", action="store_true", help="sweep a copy of --url (CREATE DATABASE … TEMPLATE)")
     parser.add_argument("--tickets", type=int, default=1_000_000)
-    parser.add_argument("--max-rounds", type=int, default=40)
+    parser.add_argument("--batch", type=int, default=1000, help="tickets per kind in the catch-up sweep")
     args = parser.parse_args()
     cluster = None
     url = args.url
@@ -45,7 +54,7 @@ def main() -> None:
         from tests.support.pgcluster import PostgresCluster
 
         cluster = PostgresCluster(settings={"shared_buffers": "1GB", "fsync": "on", "synchronous_commit": "on",
-                                            "full_page_writes": "on"})
+                                            "full_page_writes": "on", "random_page_cost": "1.1"})
         url = cluster.start()
         print(generate(url, args.tickets, 24, seed=7, open_share=0.1), flush=True)
     elif args.copy:
@@ -78,48 +87,60 @@ def main() -> None:
             now = db.session.scalar(sa.select(sa.func.max(Ticket.created_at))).astimezone(UTC)
             now = max(now, datetime.now(UTC)) if args.url is None else now
             db.session.remove()
-        print(f"{total} tickets, {open_count} open; sweeping at {now.isoformat()}; load average {loadavg()}",
+        print(f"{total} tickets, {open_count} open; sweeping at {now.isoformat()}; load average {loadavg()}; "
+              f"CPU index {cpu_index():.1f} ms",
               flush=True)
-        rounds = []
         with app.app_context():
-            for _ in range(args.max_rounds):
-                t = time.perf_counter()
-                result = sweep(now)
-                elapsed = time.perf_counter() - t
-                db.session.remove()
-                done = result.at_risk + result.breached
-                rounds.append((elapsed, done))
-                print(f"catch-up sweep: {result.breached} breached + {result.at_risk} at risk in {elapsed:.2f} s "
-                      f"({elapsed / done * 1000 if done else 0:.2f} ms per alert)", flush=True)
-                if done == 0:
-                    break
+            load = loadavg()
+            t = time.perf_counter()
+            result = sweep(now, limit=args.batch)
+            catch_up = time.perf_counter() - t
+            db.session.remove()
+            done = result.at_risk + result.breached
+            print(f"catch-up sweep (batch {args.batch}): {result.breached} breached + {result.at_risk} at risk in "
+                  f"{catch_up:.2f} s ({catch_up / max(done, 1) * 1000:.2f} ms per alert; load before {load})", flush=True)
+            # What the minute-by-minute sweeps would have recorded: every past-due ticket already alerted.
+            t = time.perf_counter()
+            marked = 0
+            for kind, column, op in (("breached", "sla_breach_at", "<"), ("at_risk", "sla_at_risk_at", "<=")):
+                marked += db.session.execute(sa.text(
+                    f"INSERT INTO sla_alerts (ticket_id, kind, deadline_at, created_at) "
+                    f"SELECT id, :kind, sla_deadline_at, :now FROM tickets WHERE status IN "
+                    f"('nouveau', 'en_cours', 'en_attente') AND sla_met IS NULL AND sla_paused IS false "
+                    f"AND sla_deadline_at IS NOT NULL AND {column} {op} :now ON CONFLICT DO NOTHING"),
+                    {"kind": kind, "now": now}).rowcount
+            db.session.commit()
+            db.session.execute(sa.text("ANALYZE sla_alerts"))
+            db.session.commit()
+            print(f"marked {marked} past-due alerts as recorded in {time.perf_counter() - t:.1f} s", flush=True)
             ticks = {}
-            for label, delta in (("1 minute later", timedelta(minutes=1)), ("1 hour later", timedelta(hours=1))):
+            # The next business morning at 10:00 Paris: an hour of business time has run since the opening.
+            from sau.tickets.sla import calendar
+
+            opening = calendar().add_business_time(now, timedelta(seconds=1))
+            morning = opening.replace(hour=10, minute=0, second=0, microsecond=0)
+            for label, at in (("1 minute later", now + timedelta(minutes=1)),
+                              (f"at {morning:%a %H:%M} Paris, 1 business hour after opening", morning)):
                 load = loadavg()
                 t = time.perf_counter()
-                result = sweep(now + delta)
+                result = sweep(at)
                 elapsed = time.perf_counter() - t
                 db.session.remove()
                 ticks[label] = (elapsed, result.breached, result.at_risk, load)
                 print(f"tick {label}: {result.breached} breached + {result.at_risk} at risk in "
                       f"{elapsed * 1000:.0f} ms (load average before {load})", flush=True)
-            # An idle tick: nothing new due (the query cost alone over the open tickets).
             idle = []
             for _ in range(5):
                 t = time.perf_counter()
-                sweep(now + timedelta(hours=1))
+                sweep(morning)
                 idle.append(time.perf_counter() - t)
                 db.session.remove()
-        busy = [(e, d) for e, d in rounds if d]
-        alerts = sum(d for _, d in busy)
         print("\n| measurement | alerts recorded | time |\n|---|---:|---:|")
-        if busy:
-            print(f"| catch-up, {len(busy)} sweeps (batches of ≤ 5,000 + 5,000) | {alerts} | "
-                  f"{sum(e for e, _ in busy):.1f} s total, {sum(e for e, _ in busy) / alerts * 1000:.2f} ms per alert |")
-            print(f"| catch-up, first sweep | {busy[0][1]} | {busy[0][0]:.2f} s |")
+        print(f"| catch-up sweep, batch of {args.batch} per kind | {done} | {catch_up:.2f} s "
+              f"({catch_up / max(done, 1) * 1000:.1f} ms per alert) |")
         for label, (elapsed, b, r, _load) in ticks.items():
-            print(f"| tick {label} | {b + r} | {elapsed * 1000:.0f} ms |")
-        print(f"| idle tick (nothing due), median of 5 | 0 | {statistics.median(idle) * 1000:.1f} ms |")
+            print(f"| tick {label} ({open_count} open tickets) | {b + r} | {elapsed * 1000:.0f} ms |")
+        print(f"| tick with nothing new due, median of 5 | 0 | {statistics.median(idle) * 1000:.1f} ms |")
         print(f"\n{total} tickets, {open_count} open; load average after {loadavg()}")
     finally:
         if cluster is not None:
