@@ -1,6 +1,6 @@
 """The annual report per commune for the steering committee (convention art. 11): the year's figures, the
-monthly table, the breaches and the figures per service of each commune, from three grouped queries (commune ×
-month, commune × service; the year is the sum of the months)."""
+monthly table, the breaches and the figures per service of each commune, from one query grouped by commune ×
+service × Paris month (the year, the months and the services are sums of its cells)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 from sau.extensions import db
 from sau.orgs.models import Service
-from sau.reports.compliance import breached_expression, committed_conditions, met_expression
-from sau.reports.trend import Month, monthly_compliance, months_of_year
+from sau.reports.compliance import _communes, breached_expression, committed_conditions, met_expression
+from sau.reports.trend import Month, months_of_year
 from sau.tickets.models import Ticket
 from sla import ComplianceFigures
 from sla.compliance import figures_from_counts
@@ -39,30 +39,32 @@ class AnnualReport:
     total: ComplianceFigures
 
 
-def _sum(figures: list[ComplianceFigures]) -> ComplianceFigures:
-    m = sum(f.met for f in figures)
-    b = sum(f.breached for f in figures)
-    c = sum(f.committed for f in figures)
-    return figures_from_counts(m, b, c - m - b)
-
-
 def annual_report(year: int, now: datetime, *, communes: set[int] | None = None) -> AnnualReport:
+    """One scan grouped by commune × service × month: the months sum over services, the services over months."""
     months = months_of_year(year)
-    trend = monthly_compliance(months, now, communes=communes)
+    bucket = sa.case(*[(Ticket.sla_deadline_at < m.end, i) for i, m in enumerate(months)], else_=len(months))
     stmt = (
-        sa.select(Ticket.commune_id, Service.name, sa.func.count().label("committed"),
+        sa.select(Ticket.commune_id, Ticket.service_id, bucket.label("bucket"), sa.func.count().label("committed"),
                   sa.func.sum(met_expression()).label("met"), sa.func.sum(breached_expression(now)).label("breached"))
-        .join(Service, Service.id == Ticket.service_id)
         .where(*committed_conditions(months[0].start, months[-1].end, communes=communes))
-        .group_by(Ticket.commune_id, Service.name)
-        .order_by(Service.name)
+        .group_by(Ticket.commune_id, Ticket.service_id, sa.literal_column("bucket"))
     )
-    per_service: dict[int, list[tuple[str, ComplianceFigures]]] = {}
+    names = {r.id: r.name for r in db.session.execute(sa.select(Service.id, Service.name))}
+    counts: dict[int, dict[tuple[int, int], tuple[int, int, int]]] = {}
     for row in db.session.execute(stmt):
-        m, b, c = int(row.met), int(row.breached), int(row.committed)
-        per_service.setdefault(row.commune_id, []).append((row.name, figures_from_counts(m, b, c - m - b)))
-    result = [
-        CommuneYear(t.org_id, t.code, t.name, _sum(t.months), t.months, per_service.get(t.org_id, []))
-        for t in trend.communes
-    ]
-    return AnnualReport(year, months, result, _sum(trend.total))
+        counts.setdefault(row.commune_id, {})[(row.service_id, int(row.bucket))] = (
+            int(row.met), int(row.breached), int(row.committed))
+
+    def figures(values: list[tuple[int, int, int]]) -> ComplianceFigures:
+        m, b, c = (sum(v[i] for v in values) for i in range(3))
+        return figures_from_counts(m, b, c - m - b)
+
+    result = []
+    for org_id, code, name in _communes(communes):
+        cells = counts.get(org_id, {})
+        by_month = [figures([v for (_, i), v in cells.items() if i == month]) for month in range(len(months))]
+        services = sorted({service_id for service_id, _ in cells}, key=lambda sid: names.get(sid, ""))
+        by_service = [(names.get(sid, ""), figures([v for (s, _), v in cells.items() if s == sid])) for sid in services]
+        result.append(CommuneYear(org_id, code, name, figures(list(cells.values())), by_month, by_service))
+    total = figures([v for cells in counts.values() for v in cells.values()])
+    return AnnualReport(year, months, result, total)
