@@ -350,3 +350,13 @@ def test_export_page_lists_communes_and_tables(login_as: Any) -> None:
     assert "Export complet d'une commune" in html
     assert '<option value="69081">Écully (69081)</option>' in html
     assert "tickets.jsonl" in html and "manifest.json" in html
+
+
+def test_documented_schema_is_current() -> None:
+    """docs/export-commune-schema.md (linked from the README) is the schema the export writes as SCHEMA.md;
+    regenerate it with `python -c "from sau.privacy.commune_export import schema_markdown; print(schema_markdown(),
+    end='')" > docs/export-commune-schema.md` after changing a column."""
+    from sau.privacy.commune_export import schema_markdown
+
+    doc = Path(__file__).resolve().parents[2] / "docs" / "export-commune-schema.md"
+    assert doc.read_text(encoding="utf-8") == schema_markdown()
