@@ -33,12 +33,14 @@ ACTIVITY_TABLES = {"anciennete": "tickets-ouverts-anciennete", "delais": "delais
 
 
 def duration_label(value: timedelta | None) -> str:
-    """'2 h 05 min', '45 min', '0 min'; '—' for None."""
+    """'2 h 05 min', '44 min 38 s', '0 min'; seconds shown only under an hour; '—' for None."""
     if value is None:
         return "—"
-    minutes = round(value.total_seconds() / 60)
-    h, m = divmod(minutes, 60)
-    return f"{h} h {m:02d} min" if h else f"{m} min"
+    h, rest = divmod(round(value.total_seconds()), 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h} h {m:02d} min"
+    return f"{m} min {sec:02d} s" if sec else f"{m} min"
 
 
 def hours_label(value: timedelta | None) -> str:
