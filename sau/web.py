@@ -96,14 +96,14 @@ def register_web(app: Flask) -> None:
     from sau.incidents.views import api_bp as incidents_api_bp
     from sau.incidents.views import bp as incidents_bp
     from sau.main_views import bp as main_bp
+    from sau.notify.views import admin_bp as notify_admin_bp
+    from sau.notify.views import bp as notify_bp
     from sau.privacy.admin_views import bp as privacy_admin_bp
+    from sau.privacy.api import api_bp as privacy_api_bp
+    from sau.privacy.views import bp as privacy_bp
     from sau.reports.activity_views import bp as reports_activity_bp
     from sau.reports.activity_views import opendata_bp
     from sau.reports.views import bp as reports_bp
-    from sau.notify.views import admin_bp as notify_admin_bp
-    from sau.notify.views import bp as notify_bp
-    from sau.privacy.api import api_bp as privacy_api_bp
-    from sau.privacy.views import bp as privacy_bp
     from sau.status.views import bp as status_bp
     from sau.usager.views import bp as usager_bp
 
