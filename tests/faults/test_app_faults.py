@@ -4,6 +4,7 @@ database exactly once, retries with the same key never create a second ticket, a
 """
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import time
@@ -15,6 +16,16 @@ from tests.faults.harness import Load, Node, Stack, check_no_loss_no_duplicate, 
 pytestmark = pytest.mark.faults
 
 
+def get(port: int, path: str) -> tuple[int, dict[str, str], str]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read().decode()
+    finally:
+        conn.close()
+
+
 def test_postgresql_restart_under_load(stack: Stack) -> None:
     token = stack.create_token()
     node = Node(stack, workers=2)
@@ -24,6 +35,7 @@ def test_postgresql_restart_under_load(stack: Stack) -> None:
         try:
             wait_until(lambda: load.accepted() >= 40, 120, "40 requests accepted before the outage")
             stack.cluster.stop_server("fast")  # in-flight queries are cut, new connections refused
+            page = get(node.port, "/aide?service=toodego")  # a person on the public form meets the outage too
             time.sleep(3)  # a real outage: clients meet it for a few seconds
             during = load.report()["by_status"]
             stack.cluster.start_server()
@@ -31,6 +43,10 @@ def test_postgresql_restart_under_load(stack: Stack) -> None:
             wait_until(lambda: load.accepted() >= back_at + 40, 120, "40 requests accepted after the restart")
         finally:
             load.stop()
+        status, headers, html = page
+        assert status == 503 and headers.get("retry-after") == "5", (status, headers)
+        assert headers["content-type"].startswith("text/html") and "Service momentanément indisponible" in html
+        assert get(node.port, "/aide?service=toodego")[0] == 200  # and the page is back
         figures = check_no_loss_no_duplicate(stack, load)
         assert figures["by_status"].get("503", 0) > 0, f"the outage was not met by any client: {figures}"
         assert during.get("503", 0) > 0
