@@ -17,8 +17,10 @@ Definitions (shown on the page and in the README):
   p ∈ [0, 1], h = (n − 1)·p, Q = x⌊h⌋ + (h − ⌊h⌋)·(x⌊h⌋₊₁ − x⌊h⌋). The median is Q(0.5).
 * **Volumes**: tickets created in the period, per commune and service and local month.
 
-Business durations need Python over rows: the query reads only the needed columns, streamed (`yield_per`),
-and keeps one float per ticket and grouping. A commune's manager sees only the tickets of their commune.
+Business durations are stored on each ticket when it is answered and resolved (`sau.tickets.sla.refresh`):
+the query reads those numbers, streamed (`yield_per`), and keeps one float per ticket and grouping; only rows
+answered before that column existed (not yet filled by `sau sla-recompute --fix`) go through the calendar.
+A commune's manager sees only the tickets of their commune.
 """
 from __future__ import annotations
 
@@ -164,23 +166,34 @@ def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, s
     cal = cal or calendar()
     answered = sa.and_(Ticket.first_response_at >= start, Ticket.first_response_at < end)
     resolved = sa.and_(Ticket.resolved_at >= start, Ticket.resolved_at < end)
-    stmt = _scoped(sa.select(Ticket.created_at, Ticket.first_response_at, Ticket.resolved_at, Ticket.organisation_id,
-                             Ticket.service_id, Ticket.priority, answered.label("answered"),
-                             resolved.label("resolved")).where(sa.or_(answered, resolved)), communes, service_id)
+    stored_fr, stored_res = Ticket.first_response_business_seconds, Ticket.resolution_business_seconds
+    # The instants are read only for rows whose duration is not stored yet (before the column existed).
+    stmt = _scoped(sa.select(
+        sa.case((sa.and_(answered, stored_fr.is_(None)), Ticket.created_at),
+                (sa.and_(resolved, stored_res.is_(None)), Ticket.created_at)).label("created_at"),
+        sa.case((stored_fr.is_(None), Ticket.first_response_at)).label("first_response_at"),
+        sa.case((stored_res.is_(None), Ticket.resolved_at)).label("resolved_at"),
+        Ticket.organisation_id, Ticket.service_id, Ticket.priority, answered.label("answered"),
+        resolved.label("resolved"), stored_fr, stored_res,
+    ).where(sa.or_(answered, resolved)), communes, service_id)
     # One pair of arrays (first responses, resolutions) per (organisation, service, priority): a single dict
     # lookup per row; the groupings are merged from them at the end.
     cells: dict[tuple[int, int, str], tuple[array[float], array[float]]] = {}
     between = cal.business_time_between
-    for created, first, done, org, svc, prio, is_answered, is_resolved in db.session.execute(
+    for created, first, done, org, svc, prio, is_answered, is_resolved, fr_s, res_s in db.session.execute(
             stmt.execution_options(yield_per=STREAM_BATCH)):
         key = (org, svc, prio or NO_PRIORITY)
         pair = cells.get(key)
         if pair is None:
             pair = cells[key] = (array("d"), array("d"))
         if is_answered:
-            pair[0].append(between(created, first).total_seconds() if first > created else 0.0)
+            if fr_s is None:
+                fr_s = between(created, first).total_seconds() if first > created else 0.0
+            pair[0].append(fr_s)
         if is_resolved:
-            pair[1].append(between(created, done).total_seconds() if done > created else 0.0)
+            if res_s is None:
+                res_s = between(created, done).total_seconds() if done > created else 0.0
+            pair[1].append(res_s)
     groups: dict[str, dict[Any, tuple[array[float], array[float]]]] = {
         "organisation": {}, "service": {}, "priority": {}, "all": {}}
     for (org, svc, prio), (fr, res) in cells.items():

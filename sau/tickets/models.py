@@ -86,6 +86,11 @@ class Ticket(db.Model):
     first_response_at: Mapped[datetime | None]
     resolved_at: Mapped[datetime | None]
     closed_at: Mapped[datetime | None]
+    # Business time (support calendar, seconds) from creation to the first public answer and to the resolution,
+    # stored when they happen so the workload report aggregates numbers instead of replaying the calendar
+    # over a year of tickets (sau.reports.workload). Null while not answered / not resolved.
+    first_response_business_seconds: Mapped[float | None] = mapped_column(sa.Float)
+    resolution_business_seconds: Mapped[float | None] = mapped_column(sa.Float)
 
     # SLA, derived from the event log by sla.compute_sla and stored for queries (recomputed on every event,
     # checked by `sau sla-recompute`). "Breached" is then a query: the sweep only records events.
