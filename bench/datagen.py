@@ -32,7 +32,8 @@ TICKET_COLUMNS = (
     "id", "reference", "kind", "service_id", "commune_id", "organisation_id", "level", "routing_reason",
     "needs_triage", "subject", "description", "requester_email", "status", "priority", "created_at", "updated_at",
     "first_response_at", "resolved_at", "closed_at", "priority_set_at", "sla_deadline_at", "sla_at_risk_at",
-    "sla_breach_at", "sla_state", "sla_met", "sla_paused", "version",
+    "sla_breach_at", "sla_state", "sla_met", "sla_paused", "version", "first_response_business_seconds",
+    "resolution_business_seconds",
 )
 EVENT_COLUMNS = ("ticket_id", "type", "at", "actor_label", "is_public", "data")
 COMMENT_COLUMNS = ("id", "ticket_id", "author_label", "is_internal", "is_from_requester", "body", "created_at")
@@ -177,6 +178,8 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
             priority_at, resolved_at, resolved_at if status == "clos" else None, priority_at,
             state.deadline_at, state.at_risk_at, state.breach_at, state.state, state.met,
             state.is_paused and state.state != "depasse", 1,
+            cal.business_time_between(created, priority_at).total_seconds() if priority_at else None,
+            cal.business_time_between(created, resolved_at).total_seconds() if resolved_at else None,
         )))
         if with_events:
             for type_, at, data, *public in events:
