@@ -78,6 +78,11 @@ def remember_tracked_ticket(ticket_id: int) -> None:
     g.pop("principal", None)
 
 
+def decimal_fr(value: float, places: int = 1) -> str:
+    """A number the French way: decimal comma (76,9)."""
+    return f"{value:.{places}f}".replace(".", ",")
+
+
 def paris(value: datetime | None, fmt: str = "%d/%m/%Y %H:%M") -> str:
     if value is None:
         return "—"
@@ -197,6 +202,7 @@ def register_web(app: Flask) -> None:
         return render_template("errors/error.html", status=500, message=HTTP_MESSAGES[500]), 500
 
     app.jinja_env.filters["paris"] = paris
+    app.jinja_env.filters["decimal_fr"] = decimal_fr
     app.jinja_env.globals["merge_attrs"] = lambda a, b: {**a, **b}
     from sau.tickets.models import PRIORITIES, STATUSES
 

@@ -55,7 +55,7 @@ def _demo_activity(app, clock, make_request) -> None:
 def test_availability_report_is_accessible(page: Page, app, clock, make_request) -> None:
     _demo_activity(app, clock, make_request)
     sign_in(page, "manager_metropole")
-    page.get_by_role("link", name="Conformité SLA").click()
+    page.get_by_role("link", name="Rapports", exact=True).click()
     page.get_by_role("link", name="Disponibilité des services").click()
     assert page.get_by_role("heading", level=1).inner_text() == "Disponibilité des services par mois"
     assert page.get_by_role("img", name="Disponibilité mensuelle de Toodego").count() == 1

@@ -74,7 +74,7 @@ def _year_of_tickets(app, clock, make_request) -> None:
 
 def test_dashboard_is_accessible(page: Page) -> None:
     sign_in(page, "manager_metropole")
-    page.get_by_role("link", name="Conformité SLA").click()
+    page.get_by_role("link", name="Rapports", exact=True).click()
     assert page.get_by_role("heading", level=1).inner_text() == "Respect des délais de résolution par commune"
     table = page.get_by_role("table", name=MAIN_TABLE)
     assert table.get_by_role("row").count() == 59  # header + 58 communes
@@ -134,7 +134,7 @@ def test_reports_with_a_year_of_tickets(page: Page, app, clock, make_request, tm
     assert page.get_by_role("heading", level=2, name="Écully (INSEE 69081) — 2025").is_visible()
     assert_no_axe_violations(page)
     page.emulate_media(media="print")
-    assert not page.get_by_role("navigation", name="Rapports SLA").is_visible()  # hidden on paper
+    assert not page.get_by_role("navigation", name="Rapports").is_visible()  # hidden on paper
     screenshot(page, "reports-annual-print", full_page=False)
     pdf = tmp_path / "rapport-annuel.pdf"
     page.pdf(path=str(pdf), format="A4", print_background=True)

@@ -41,8 +41,8 @@ def test_dashboard_lists_communes_worst_first_with_conformity(app, clock, make_r
     _history(app, clock, make_request)
     html = login_as("manager_metropole").get("/rapports/sla?period=2026-03").get_data(as_text=True)
     ecully, tassin = html.index("Écully"), html.index("Tassin-la-Demi-Lune")
-    assert ecully < tassin  # 66.7 % before 100 %
-    assert "66.7 %" in html and "non conforme" in html and "100.0 %" in html
+    assert ecully < tassin  # 66,7 % before 100 %
+    assert "66,7 %" in html and "non conforme" in html and "100,0 %" in html
     assert "4 tickets engagés" in html and "1 commune non conforme" in html
 
 
