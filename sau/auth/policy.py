@@ -161,6 +161,15 @@ def can_export_commune(user: User | None) -> bool:
     return is_admin(user)
 
 
+def can_view_report_ticket(user: User | None, ticket: Ticket) -> bool:
+    """A ticket behind the SLA report (a breach, a priority change), read-only: a commune's ticket within the
+    communes whose figures the manager may see (report_commune_ids; a commune's manager: only their commune's)."""
+    if user is None or not can_view_reports(user) or ticket.commune_id is None:
+        return False
+    communes = report_commune_ids(user)
+    return communes is None or ticket.commune_id in communes
+
+
 # --- personal data (issue 8) -------------------------------------------------------------------------------------
 
 
@@ -194,12 +203,3 @@ def can_report_deleted_accounts(user: User | None, token: object | None = None) 
     scopes = getattr(token, "scope_set", frozenset())
     organisation = getattr(token, "organisation", None)
     return "accounts:write" in scopes and organisation is not None and organisation.kind == ORG_METROPOLE
-
-
-def can_view_report_ticket(user: User | None, ticket: Ticket) -> bool:
-    """A ticket behind the SLA report (a breach, a priority change), read-only: a commune's ticket within the
-    communes whose figures the manager may see (report_commune_ids; a commune's manager: only their commune's)."""
-    if user is None or not can_view_reports(user) or ticket.commune_id is None:
-        return False
-    communes = report_commune_ids(user)
-    return communes is None or ticket.commune_id in communes

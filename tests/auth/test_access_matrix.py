@@ -126,6 +126,10 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("notify_admin.webhooks", "GET"): ADMIN, ("notify_admin.webhook_create", "POST"): ADMIN,
     ("notify_admin.webhook_log", "GET"): ADMIN, ("notify_admin.webhook_disable", "POST"): ADMIN,
     ("notify_admin.webhook_enable", "POST"): ADMIN, ("notify_admin.webhook_rotate_secret", "POST"): ADMIN,
+    # Access log and a commune's full export (issue 8, points 4 and 5): admins (policy.can_view_access_log,
+    # policy.can_export_commune); the empty export form is refused with a 422, i.e. the policy let it through.
+    ("privacy_admin.access_log", "GET"): ADMIN, ("privacy_admin.access_log_csv", "GET"): ADMIN,
+    ("privacy_admin.commune_export", "GET"): ADMIN, ("privacy_admin.commune_export", "POST"): ADMIN,
     # Personal data (issue 8): « Mes données » for every signed-in person; deleting one's own account for usagers
     # only (staff accounts are managed by admins); masking by those who may work the ticket; the deleted-accounts
     # import and API for admins (and tokens with the accounts:* scopes, tested in tests/privacy).
@@ -136,10 +140,6 @@ TABLE: dict[tuple[str, str], frozenset[str]] = {
     ("privacy.admin_deleted_accounts", "GET"): ADMIN, ("privacy.admin_deleted_accounts_preview", "POST"): ADMIN,
     ("privacy.admin_deleted_accounts_confirm", "POST"): ADMIN,
     ("privacy_api.deleted_accounts", "GET"): ADMIN, ("privacy_api.report_deleted_accounts", "POST"): ADMIN,
-    # Access log and a commune's full export (issue 8, points 4 and 5): admins (policy.can_view_access_log,
-    # policy.can_export_commune); the empty export form is refused with a 422, i.e. the policy let it through.
-    ("privacy_admin.access_log", "GET"): ADMIN, ("privacy_admin.access_log_csv", "GET"): ADMIN,
-    ("privacy_admin.commune_export", "GET"): ADMIN, ("privacy_admin.commune_export", "POST"): ADMIN,
 }
 
 DENIED_STATUSES = (401, 403, 404)
