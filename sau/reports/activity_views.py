@@ -20,7 +20,7 @@ from sau.orgs.models import Organisation, Service
 from sau.reports import availability_report as avail
 from sau.reports import opendata, workload
 from sau.reports.exports import table_response
-from sau.reports.periods import PARIS, PeriodError, parse_period
+from sau.reports.periods import PARIS, parse_period, period_or_current_month
 from sau.web import json_error
 from sla.availability import AVAILABILITY_TARGET, DEFAULT_PARTIAL_WEIGHT
 
@@ -73,9 +73,14 @@ def _export_error(errors: dict[str, str]) -> Response:
     return json_error(422, "validation_error", "Filtres invalides : " + " ".join(errors.values()), errors)
 
 
-def _table(tables: dict[str, str]) -> str | None:
+def _table(tables: dict[str, str], errors: dict[str, str]) -> str | None:
+    """The `tableau` asked for among `tables` (the first by default); None and a French error if unknown."""
     name = request.args.get("tableau") or next(iter(tables))
-    return name if name in tables else None
+    if name in tables:
+        return name
+    *rest, last = tables
+    errors["tableau"] = f"Tableau inconnu : {', '.join(rest)} ou {last}."
+    return None
 
 
 def _all_services() -> list[Service]:
@@ -117,12 +122,9 @@ def availability() -> Any:
 @login_required
 def availability_export(fmt: str) -> Response:
     report, ctx = _availability_query()
-    table = _table(AVAILABILITY_TABLES)
-    if table is None:
-        ctx["errors"]["tableau"] = "Tableau inconnu : mois ou indisponibilites."
-    if ctx["errors"]:
+    table = _table(AVAILABILITY_TABLES, ctx["errors"])
+    if table is None or ctx["errors"]:
         return _export_error(ctx["errors"])
-    assert table is not None
     months = ctx["months"]
     stem = f"{AVAILABILITY_TABLES[table]}-{avail.month_code(months[0])}-{avail.month_code(months[-1])}"
     if table == "mois":
@@ -139,11 +141,7 @@ def _activity_filters() -> dict[str, Any]:
     args = request.args
     now = now_utc()
     errors: dict[str, str] = {}
-    try:
-        start, end = parse_period(args, now)
-    except PeriodError as exc:
-        errors.update(exc.fields)
-        start, end = parse_period({}, now)
+    start, end = period_or_current_month(args, now, errors)
     if not errors and workload.month_count(start, end) > workload.MAX_MONTHS:
         field = "end" if args.get("start") or args.get("end") else "period"
         errors[field] = f"Période trop longue : {workload.MAX_MONTHS} mois au plus."
@@ -200,12 +198,9 @@ def activity() -> Any:
 @login_required
 def activity_export(fmt: str) -> Response:
     f = _activity_filters()
-    table = _table(ACTIVITY_TABLES)
-    if table is None:
-        f["errors"]["tableau"] = "Tableau inconnu : anciennete, delais ou volumes."
-    if f["errors"]:
+    table = _table(ACTIVITY_TABLES, f["errors"])
+    if table is None or f["errors"]:
         return _export_error(f["errors"])
-    assert table is not None
     scope = {"communes": f["communes"], "service_id": f["service_id"]}
     start: datetime = f["start"]
     stem = f"{ACTIVITY_TABLES[table]}-{start.astimezone(PARIS):%Y-%m-%d}"

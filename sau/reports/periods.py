@@ -57,3 +57,13 @@ def parse_period(args: Mapping[str, str], now: datetime) -> tuple[datetime, date
         first = date(int(period), 1, 1)
         return _midnight(first), _midnight(date(first.year + 1, 1, 1))
     raise PeriodError({"period": "Période attendue : AAAA-MM, AAAA-T1 à AAAA-T4, AAAA, ou start et end."})
+
+
+def period_or_current_month(args: Mapping[str, str], now: datetime,
+                            errors: dict[str, str]) -> tuple[datetime, datetime]:
+    """The period of `args`; on a bad one, its French errors go into `errors` and the current month is used."""
+    try:
+        return parse_period(args, now)
+    except PeriodError as exc:
+        errors.update(exc.fields)
+        return parse_period({}, now)

@@ -28,7 +28,7 @@ from sau.reports import annual as annual_mod
 from sau.reports import breaches as br
 from sau.reports import exports
 from sau.reports.compliance import CommuneCompliance, compliance_by_commune
-from sau.reports.periods import PARIS, PeriodError, parse_period
+from sau.reports.periods import PARIS, period_or_current_month
 from sau.reports.trend import describe, monthly_compliance, months_ending, period_and_trend
 from sau.tickets import operations as ops
 from sau.tickets import sla as ticket_sla
@@ -80,11 +80,7 @@ def _filters() -> dict[str, Any]:
     args = request.args
     now = now_utc()
     errors: dict[str, str] = {}
-    try:
-        start, end = parse_period(args, now)
-    except PeriodError as exc:
-        errors.update(exc.fields)
-        start, end = parse_period({}, now)
+    start, end = period_or_current_month(args, now, errors)
     service = args.get("service") or None
     if service and intake.service_by_code(service) is None:
         errors["service"] = "Service inconnu."
