@@ -16,10 +16,11 @@ from flask import Blueprint, current_app, g, jsonify, request, url_for
 from flask_login import current_user
 
 from sau.api.idempotency import idempotent
+from sau.api.views import Unauthorized, UnsupportedMediaType
 from sau.auth import policy
 from sau.auth.models import User
 from sau.clock import now_utc
-from sau.errors import PermissionDenied, SauError, ValidationFailed
+from sau.errors import PermissionDenied, ValidationFailed
 from sau.extensions import csrf, db
 from sau.privacy.deleted_accounts import apply_reported, list_deleted, normalise_pairs, parse_since
 from sau.privacy.models import SOURCE_GLC_API
@@ -29,16 +30,6 @@ csrf.exempt(api_bp)  # JSON only (a cross-site form cannot send application/json
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-
-
-class Unauthorized(SauError):
-    status = 401
-    code = "unauthorized"
-
-
-class UnsupportedMediaType(SauError):
-    status = 415
-    code = "unsupported_media_type"
 
 
 def _caller() -> User:
