@@ -1,10 +1,11 @@
-"""Declarative base, naming convention and the UTC datetime column type."""
+"""Declarative base, naming convention, the UTC datetime column type and the append-only guard of journals."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.orm import DeclarativeBase, registry
 
 NAMING_CONVENTION = {
@@ -45,3 +46,18 @@ class Base(DeclarativeBase):
         metadata=sa.MetaData(naming_convention=NAMING_CONVENTION),
         type_annotation_map={datetime: UTCDateTime()},
     )
+
+
+def append_only(model: type[Any], name: str, *, delete_note: str = "") -> None:
+    """Make the ORM refuse to update or delete rows of `model` (RuntimeError "<name> are immutable", plus
+    `delete_note` on deletes). Set-based statements outside the ORM are not affected."""
+    message = f"{name} are immutable"
+
+    def refuse_update(mapper: Any, connection: Any, target: Any) -> None:
+        raise RuntimeError(message)
+
+    def refuse_delete(mapper: Any, connection: Any, target: Any) -> None:
+        raise RuntimeError(message + delete_note)
+
+    event.listen(model, "before_update", refuse_update)
+    event.listen(model, "before_delete", refuse_delete)

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from sau.auth.models import User
 from sau.extensions import db
+from sau.modelbase import append_only
 
 # French labels of the actions, for the journal page.
 ACTION_LABELS = {
@@ -108,11 +108,4 @@ class AuditEvent(db.Model):
         return [(k, before.get(k), after.get(k)) for k in keys if before.get(k) != after.get(k)]
 
 
-@event.listens_for(AuditEvent, "before_update")
-def _audit_events_are_immutable(mapper: Any, connection: Any, target: AuditEvent) -> None:
-    raise RuntimeError("audit events are immutable")
-
-
-@event.listens_for(AuditEvent, "before_delete")
-def _audit_events_are_never_deleted(mapper: Any, connection: Any, target: AuditEvent) -> None:
-    raise RuntimeError("audit events are immutable")
+append_only(AuditEvent, "audit events")

@@ -14,16 +14,15 @@ Entries never hold the personal data itself: ids, a reference, a short descripti
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sau.auth.models import User
 from sau.clock import now_utc
 from sau.extensions import db
+from sau.modelbase import append_only
 
 DEFAULT_RETENTION_DAYS = 365
 DETAIL_MAX = 300
@@ -65,14 +64,7 @@ class AccessLogEntry(db.Model):
         return ACTION_LABELS.get(self.action, self.action)
 
 
-@event.listens_for(AccessLogEntry, "before_update")
-def _entries_are_immutable(mapper: Any, connection: Any, target: AccessLogEntry) -> None:
-    raise RuntimeError("access log entries are immutable")
-
-
-@event.listens_for(AccessLogEntry, "before_delete")
-def _entries_are_never_deleted(mapper: Any, connection: Any, target: AccessLogEntry) -> None:
-    raise RuntimeError("access log entries are immutable (retention: purge_expired)")
+append_only(AccessLogEntry, "access log entries", delete_note=" (retention: purge_expired)")
 
 
 def log_access(actor: User | None, action: str, subject_user_id: int | None = None, *, commune_id: int | None = None,
