@@ -359,7 +359,13 @@ def sau_agent_cookie(url: str, workdir: Path, email: str) -> str:
         from sau.auth.sessions import start_session
         from sau.extensions import db
 
-        app = create_app()
+        # Settings passed explicitly too: config.py reads the environment when first imported, which may have
+        # happened already (the data generator imports the app).
+        env = sau_env(url, workdir)
+        app = create_app("production", {
+            "SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET, "OIDC_ISSUER": env["OIDC_ISSUER"],
+            "OIDC_CLIENT_ID": env["OIDC_CLIENT_ID"], "OIDC_CLIENT_SECRET": env["OIDC_CLIENT_SECRET"],
+            "ATTACHMENTS_DIR": env["ATTACHMENTS_DIR"]})
         with app.test_request_context("/"):
             user = db.session.scalar(sa.select(User).where(User.email == email))
             assert user is not None, email

@@ -77,7 +77,11 @@ def main() -> None:
     from sau.tickets.models import OPEN_STATUSES, Ticket
     from sau.tickets.sweeps import sweep
 
-    app = create_app()
+    # Settings passed explicitly too: config.py reads the environment when first imported (the data generator
+    # may have imported it already).
+    app = create_app("production", {"SQLALCHEMY_DATABASE_URI": url,
+                                    "SECRET_KEY": os.environ["SECRET_KEY"], "OIDC_ISSUER": os.environ["OIDC_ISSUER"],
+                                    "OIDC_CLIENT_ID": "bench", "OIDC_CLIENT_SECRET": "bench"})
     try:
         with app.app_context():
             open_count = db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)
