@@ -11,19 +11,16 @@ table for bench/RESULTS.md.
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import resource
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.compliance_query import cpu_model
-from bench.datagen import generate
-from tests.support.pgcluster import PostgresCluster
+from bench.common import NOW, cpu_model, generated_cluster, ticket_bench_args
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -42,16 +39,9 @@ def _timed(fn: Callable[[], Any], runs: int, cleanup: Callable[[], None]) -> tup
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tickets", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=3)
-    args = parser.parse_args()
-    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    with PostgresCluster() as cluster:
-        url = cluster.url
-        t0 = time.perf_counter()
-        info = generate(url, args.tickets, 24, seed=7, now=now, with_events=False)
-        print(f"generated {args.tickets} tickets in {time.perf_counter() - t0:.1f} s ({info})")
+    args = ticket_bench_args(runs=3)
+    now = NOW
+    with generated_cluster(args.tickets, now) as url:
         from sau import create_app
         from sau.extensions import db
         from sau.reports import opendata, workload

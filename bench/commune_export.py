@@ -32,6 +32,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bench.common import copy_row, cpu_model
 from bench.datagen import setup_schema
 from tests.support.pgcluster import PostgresCluster
 
@@ -48,18 +49,8 @@ ATTACHMENT_COLUMNS = ("ticket_id", "filename", "content_type", "size", "sha256",
                       "created_at")
 
 
-def _v(value: Any) -> str:
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value).replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
 def _row(*values: Any) -> str:
-    return "\t".join(_v(v) for v in values) + "\n"
+    return copy_row(values)
 
 
 def generate(url: str, counts: dict[str, int], attachments_dir: Path) -> dict[str, int]:
@@ -197,17 +188,6 @@ def _run_child(url: str, code: str, out: Path, attachments_dir: Path, trace: boo
         cmd.append("--trace")
     proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def main() -> None:

@@ -8,43 +8,23 @@ warm-up), prints the EXPLAIN of the heaviest one and a Markdown table for bench/
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from bench.datagen import generate
-from tests.support.pgcluster import PostgresCluster
+from bench.common import NOW, cpu_model, generated_cluster, ticket_bench_args
 
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tickets", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
-    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    with PostgresCluster() as cluster:
-        url = cluster.url
-        t0 = time.perf_counter()
-        info = generate(url, args.tickets, 24, seed=7, now=now, with_events=False)
-        print(f"generated {args.tickets} tickets in {time.perf_counter() - t0:.1f} s ({info})")
+    args = ticket_bench_args(runs=7)
+    now = NOW
+    with generated_cluster(args.tickets, now) as url:
         from sau import create_app
         from sau.extensions import db
         from sau.reports.compliance import compliance_by_commune

@@ -22,6 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench.common import copy_row as _row
 from sla import BusinessCalendar, SlaEvent, SlaPolicy, compute_sla
 
 SERVICES = ("toodego", "laclasse", "grandlyon-connect", "data-grandlyon")
@@ -44,21 +45,6 @@ COMMENT_BODIES = (
     "Merci, cela fonctionne à nouveau de mon côté.",
     "Voici la capture demandée, l'erreur apparaît après validation du formulaire.",
 )
-
-
-def _copy_value(value: Any) -> str:
-    if value is None:
-        return r"\N"
-    if isinstance(value, bool):
-        return "t" if value else "f"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text = str(value)
-    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-
-
-def _row(values: tuple[Any, ...]) -> str:
-    return "\t".join(_copy_value(v) for v in values) + "\n"
 
 
 def setup_schema(url: str) -> Any:

@@ -11,7 +11,6 @@ frozen at the data set's "now" (2026-11-20 12:00 UTC).
 """
 from __future__ import annotations
 
-import argparse
 import http.cookiejar
 import logging
 import os
@@ -19,27 +18,18 @@ import statistics
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime
 
 from werkzeug.serving import make_server
 
-from bench.compliance_query import cpu_model
-from bench.datagen import generate
-from tests.support.pgcluster import PostgresCluster
+from bench.common import NOW, cpu_model, generated_cluster, ticket_bench_args
 
 MANAGER = "manon.girard@grandlyon.example"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tickets", type=int, default=1_000_000)
-    parser.add_argument("--runs", type=int, default=7)
-    args = parser.parse_args()
-    now = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
-    with PostgresCluster() as cluster:
-        t0 = time.perf_counter()
-        info = generate(cluster.url, args.tickets, 24, seed=7, now=now, with_events=False)
-        print(f"generated {args.tickets} tickets in {time.perf_counter() - t0:.1f} s ({info})", flush=True)
+    args = ticket_bench_args(runs=7)
+    now = NOW
+    with generated_cluster(args.tickets, now) as url:
 
         import sqlalchemy as sa
 
@@ -48,7 +38,7 @@ def main() -> None:
         from sau.clock import FrozenClock
         from sau.extensions import db
 
-        app = create_app("test", {"SQLALCHEMY_DATABASE_URI": cluster.url})
+        app = create_app("test", {"SQLALCHEMY_DATABASE_URI": url})
         app.extensions["sau_clock"] = FrozenClock(now)
 
         @app.get("/_bench/login")

@@ -29,22 +29,14 @@ from pathlib import Path
 from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
+from bench.common import cpu_model
+
 ROOT = Path(__file__).resolve().parents[1]
 
 PARIS = ZoneInfo("Europe/Paris")
 FIRST = datetime(2024, 1, 1, tzinfo=UTC)
 SECONDS_IN_RANGE = int((datetime(2031, 1, 1, tzinfo=UTC) - FIRST).total_seconds())
 TARGET_ADD_PER_SECOND = 250_000
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def random_starts(
