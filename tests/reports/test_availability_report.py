@@ -3,7 +3,6 @@ and month, each with the outages behind it; non-conforme months are marked; CSV 
 explained in French; same figures for a commune's manager."""
 from __future__ import annotations
 
-import csv
 import io
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -12,13 +11,14 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from sau.auth.models import Membership, User
+from sau.auth.models import User
 from sau.extensions import db
-from sau.orgs.models import Organisation, Service
+from sau.orgs.models import Service
 from sau.reports import availability_report as avail
 from sau.status import operations as status_ops
 from sla.availability import OutageSpan, monthly_availability
 from tests.conftest import DEMO_EMAILS
+from tests.reports.helpers import ECULLY_MANAGER, add_ecully_manager, csv_dicts
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -104,7 +104,7 @@ def test_exports(app, clock, make_request, login_as) -> None:
     client = login_as("manager_metropole")
     response = client.get("/rapports/disponibilite.csv?year=2026&service=toodego")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")), delimiter=";"))
+    rows = csv_dicts(response)
     assert [r["mois"] for r in rows] == ["2026-01", "2026-02", "2026-03"]
     feb = rows[1]
     assert feb["conforme"] == "non" and feb["indisponibilite_minutes"] == "200,00" and feb["indisponibilites"] == "4"
@@ -132,13 +132,9 @@ def test_bad_filters_and_access(app, clock, login_as) -> None:
 def test_commune_manager_sees_the_same_availability(app, clock, make_request, login_as) -> None:
     _outages(app, clock, make_request)
     with app.app_context():
-        ecully = db.session.scalar(sa.select(Organisation).where(Organisation.code == "69081"))
-        manager = User(email="chef@ville-ecully.example", given_name="Chef", family_name="Écully",
-                       created_at=clock.now())
-        db.session.add(manager)
-        db.session.add(Membership(user=manager, organisation=ecully, role="manager", created_at=clock.now()))
+        add_ecully_manager(clock.now())
         db.session.commit()
-    DEMO_EMAILS["manager_ecully"] = "chef@ville-ecully.example"
+    DEMO_EMAILS["manager_ecully"] = ECULLY_MANAGER
     try:
         mine = login_as("manager_ecully").get("/rapports/disponibilite.csv?year=2026").get_data()
         metro = login_as("manager_metropole").get("/rapports/disponibilite.csv?year=2026").get_data()

@@ -19,6 +19,7 @@ from sau.tickets import sla as ticket_sla
 from sau.tickets.models import Ticket
 from sla import ComplianceTicket, compliance_by
 from tests.conftest import DEMO_EMAILS
+from tests.reports.helpers import add_ecully_manager
 
 PARIS = ZoneInfo("Europe/Paris")
 COMMUNES = ["69081", "69244", "69266", "69259", "69034"]
@@ -89,12 +90,7 @@ def test_sql_compliance_equals_pure_reference(app, ctx, clock, make_request, see
 
 def test_report_api_scopes_commune_managers(app, clock, make_request, login_as):
     with app.app_context():
-        ecully = db.session.scalar(sa.select(Organisation).where(Organisation.code == "69081"))
-        manager = User(email="chef@ville-ecully.example", given_name="Chef", family_name="Écully",
-                       created_at=clock.now())
-        db.session.add(manager)
-        db.session.add(Membership(user=manager, organisation=ecully, role="manager", created_at=clock.now()))
-        DEMO_EMAILS["manager_ecully"] = manager.email
+        DEMO_EMAILS["manager_ecully"] = add_ecully_manager(clock.now()).email
         db.session.commit()
         refs = {commune: make_request(commune=commune) for commune in ("69081", "69244")}
         for commune, ref in refs.items():

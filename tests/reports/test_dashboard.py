@@ -2,17 +2,15 @@
 the pure reference), worst commune first, and a commune manager sees only their commune."""
 from __future__ import annotations
 
-import csv
-import io
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from sau.auth.models import Membership, User
+from sau.auth.models import User
 from sau.extensions import db
-from sau.orgs.models import Organisation
 from sau.tickets import operations as ops
 from tests.conftest import DEMO_EMAILS
+from tests.reports.helpers import ECULLY_MANAGER, add_ecully_manager, csv_dicts
 
 
 def _history(app, clock, make_request) -> None:
@@ -29,11 +27,7 @@ def _history(app, clock, make_request) -> None:
                 ops.set_priority(ticket, agents[commune], "bloquant", clock.now())
                 late = commune == "69081" and i == 2
                 ops.resolve(ticket, agents[commune], "Fait", clock.now() + timedelta(days=3 if late else 0, hours=1))
-        ecully = db.session.scalar(sa.select(Organisation).where(Organisation.code == "69081"))
-        manager = User(email="chef@ville-ecully.example", given_name="Chef", family_name="Écully",
-                       created_at=clock.now())
-        db.session.add(manager)
-        db.session.add(Membership(user=manager, organisation=ecully, role="manager", created_at=clock.now()))
+        add_ecully_manager(clock.now())
         db.session.commit()
 
 
@@ -51,8 +45,7 @@ def test_csv_export_matches_the_api(app, clock, make_request, login_as):
     client = login_as("manager_metropole")
     response = client.get("/rapports/sla.csv?period=2026-03")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = {r["code_insee"]: r for r in csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")),
-                                                       delimiter=";")}
+    rows = {r["code_insee"]: r for r in csv_dicts(response)}
     api = {c["code"]: c for c in client.get("/api/v1/reports/sla?period=2026-03").get_json()["communes"]}
     assert len(rows) == len(api) == 58
     for code, row in rows.items():
@@ -63,7 +56,7 @@ def test_csv_export_matches_the_api(app, clock, make_request, login_as):
 
 def test_commune_manager_sees_only_their_commune(app, clock, make_request, login_as):
     _history(app, clock, make_request)
-    DEMO_EMAILS["manager_ecully"] = "chef@ville-ecully.example"
+    DEMO_EMAILS["manager_ecully"] = ECULLY_MANAGER
     try:
         client = login_as("manager_ecully")
         html = client.get("/rapports/sla?period=2026-03").get_data(as_text=True)

@@ -3,7 +3,6 @@ durations equal the support calendar's, age buckets, monthly volumes, exports, a
 French errors on bad filters."""
 from __future__ import annotations
 
-import csv
 import io
 import random
 import statistics
@@ -14,7 +13,7 @@ import openpyxl
 import pytest
 import sqlalchemy as sa
 
-from sau.auth.models import Membership, User
+from sau.auth.models import User
 from sau.extensions import db
 from sau.orgs.models import Organisation
 from sau.reports import workload
@@ -22,6 +21,7 @@ from sau.tickets import operations as ops
 from sau.tickets.models import Ticket
 from sau.tickets.sla import calendar
 from tests.conftest import DEMO_EMAILS
+from tests.reports.helpers import ECULLY_MANAGER, add_ecully_manager, csv_dicts
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -102,13 +102,9 @@ def _history(app, clock, make_request) -> dict[str, list[str]]:
 
 def _commune_manager(app, clock) -> None:
     with app.app_context():
-        ecully = db.session.scalar(sa.select(Organisation).where(Organisation.code == "69081"))
-        manager = User(email="chef@ville-ecully.example", given_name="Chef", family_name="Écully",
-                       created_at=clock.now())
-        db.session.add(manager)
-        db.session.add(Membership(user=manager, organisation=ecully, role="manager", created_at=clock.now()))
+        add_ecully_manager(clock.now())
         db.session.commit()
-    DEMO_EMAILS["manager_ecully"] = "chef@ville-ecully.example"
+    DEMO_EMAILS["manager_ecully"] = ECULLY_MANAGER
 
 
 @pytest.fixture()
@@ -203,7 +199,7 @@ def test_exports_csv_and_xlsx(app, clock, make_request, login_as) -> None:
     client = login_as("manager_metropole")
     response = client.get("/rapports/activite.csv?period=2026-03&tableau=delais")
     assert response.status_code == 200 and response.mimetype == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True).lstrip("\ufeff")), delimiter=";"))
+    rows = csv_dicts(response)
     bloquant = next(r for r in rows if r["regroupement"] == "Priorité" and r["code"] == "bloquant")
     assert bloquant["resolution_mediane_heures_ouvrees"] == "8,00" and bloquant["resolution_tickets"] == "1"
     volumes = client.get("/rapports/activite.csv?period=2026-T1&tableau=volumes").get_data(as_text=True)
@@ -230,8 +226,7 @@ def test_commune_manager_sees_only_their_commune(app, clock, make_request, login
                 book = openpyxl.load_workbook(io.BytesIO(response.get_data()))
                 text = " ".join(str(c.value) for row in book.active.iter_rows() for c in row)
             assert "Tassin" not in text and "69244" not in text
-    rows = list(csv.DictReader(io.StringIO(client.get("/rapports/activite.csv?period=2026-03&tableau=delais")
-                                           .get_data(as_text=True).lstrip("\ufeff")), delimiter=";"))
+    rows = csv_dicts(client.get("/rapports/activite.csv?period=2026-03&tableau=delais"))
     overall = next(r for r in rows if r["regroupement"] == "Ensemble")
     assert overall["premiere_reponse_tickets"] == "3"  # Tassin's ticket is not counted
 
