@@ -18,8 +18,9 @@ Definitions (shown on the page and in the README):
 * **Volumes**: tickets created in the period, per commune and service and local month.
 
 Business durations are stored on each ticket when it is answered and resolved (`sau.tickets.sla.refresh`):
-the query reads those numbers, streamed (`yield_per`), and keeps one float per ticket and grouping; only rows
-answered before that column existed (not yet filled by `sau sla-recompute --fix`) go through the calendar.
+on PostgreSQL one aggregate computes the percentiles of those numbers (`percentile_cont`, grouping sets);
+elsewhere the numbers are streamed (`yield_per`), one float per ticket and grouping. Rows answered before the
+columns existed (not yet filled by `sau sla-recompute --fix`) go through the calendar in Python.
 A commune's manager sees only the tickets of their commune.
 """
 from __future__ import annotations
@@ -159,13 +160,62 @@ class SpeedReport:
     overall: SpeedRow
 
 
-def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, service_id: int | None = None,
-          cal: BusinessCalendar | None = None) -> SpeedReport:
-    """First-response times of the tickets first answered in [start, end), resolution times of those resolved
-    in it, per organisation (the queue holding the ticket), service and priority."""
-    cal = cal or calendar()
+Stats = tuple[DurationStats, DurationStats]  # (first response, resolution)
+GROUPS = ("organisation", "service", "priority", "all")
+
+
+def _speed_scope(start: datetime, end: datetime) -> tuple[Any, Any]:
     answered = sa.and_(Ticket.first_response_at >= start, Ticket.first_response_at < end)
     resolved = sa.and_(Ticket.resolved_at >= start, Ticket.resolved_at < end)
+    return answered, resolved
+
+
+def _speed_in_sql(start: datetime, end: datetime, communes: set[int] | None,
+                  service_id: int | None) -> dict[str, dict[Any, Stats]] | None:
+    """PostgreSQL: medians and 90th percentiles of the stored durations per grouping in one aggregate
+    (`percentile_cont` is the same type-7 interpolation as `percentile`). None when some ticket of the period
+    has no stored duration yet (answered before the column existed): the caller replays the calendar then."""
+    answered, resolved = _speed_scope(start, end)
+    fr, res = Ticket.first_response_business_seconds, Ticket.resolution_business_seconds
+    prio = sa.func.coalesce(Ticket.priority, NO_PRIORITY)
+
+    def stats(col: Any, cond: Any) -> list[Any]:
+        return [sa.func.count().filter(cond),
+                sa.func.percentile_cont(0.5).within_group(col).filter(cond),
+                sa.func.percentile_cont(0.9).within_group(col).filter(cond)]
+
+    stmt = _scoped(sa.select(
+        Ticket.organisation_id, Ticket.service_id, prio, sa.func.grouping(Ticket.organisation_id),
+        sa.func.grouping(Ticket.service_id), sa.func.grouping(prio),
+        sa.func.count().filter(sa.or_(sa.and_(answered, fr.is_(None)), sa.and_(resolved, res.is_(None)))),
+        *stats(fr, answered), *stats(res, resolved),
+    ).where(sa.or_(answered, resolved)), communes, service_id).group_by(sa.func.grouping_sets(
+        sa.tuple_(Ticket.organisation_id), sa.tuple_(Ticket.service_id), sa.tuple_(prio), sa.tuple_()))
+    groups: dict[str, dict[Any, Stats]] = {g: {} for g in GROUPS}
+
+    def duration(seconds: float | None) -> timedelta | None:
+        return None if seconds is None else timedelta(seconds=float(seconds))
+
+    for org, svc, pr, g_org, g_svc, g_prio, legacy, n1, m1, p1, n2, m2, p2 in db.session.execute(stmt):
+        if legacy:
+            return None
+        pair = (DurationStats(int(n1), duration(m1), duration(p1)), DurationStats(int(n2), duration(m2), duration(p2)))
+        if not g_org:
+            groups["organisation"][org] = pair
+        elif not g_svc:
+            groups["service"][svc] = pair
+        elif not g_prio:
+            groups["priority"][pr] = pair
+        else:
+            groups["all"][None] = pair
+    return groups
+
+
+def _speed_in_python(start: datetime, end: datetime, communes: set[int] | None, service_id: int | None,
+                     cal: BusinessCalendar) -> dict[str, dict[Any, Stats]]:
+    """Any database: the stored durations streamed (`yield_per`), the calendar replayed for rows answered
+    before the columns existed; percentiles in Python."""
+    answered, resolved = _speed_scope(start, end)
     stored_fr, stored_res = Ticket.first_response_business_seconds, Ticket.resolution_business_seconds
     # The instants are read only for rows whose duration is not stored yet (before the column existed).
     stmt = _scoped(sa.select(
@@ -194,17 +244,31 @@ def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, s
             if res_s is None:
                 res_s = between(created, done).total_seconds() if done > created else 0.0
             pair[1].append(res_s)
-    groups: dict[str, dict[Any, tuple[array[float], array[float]]]] = {
-        "organisation": {}, "service": {}, "priority": {}, "all": {}}
+    merged: dict[str, dict[Any, tuple[array[float], array[float]]]] = {g: {} for g in GROUPS}
     for (org, svc, prio), (fr, res) in cells.items():
-        for group, key in (("organisation", org), ("service", svc), ("priority", prio), ("all", None)):
-            target = groups[group].setdefault(key, (array("d"), array("d")))
+        for group, key in zip(GROUPS, (org, svc, prio, None), strict=True):
+            target = merged[group].setdefault(key, (array("d"), array("d")))
             target[0].extend(fr)
             target[1].extend(res)
+    return {group: {key: (DurationStats.of(fr), DurationStats.of(res)) for key, (fr, res) in items.items()}
+            for group, items in merged.items()}
 
+
+def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, service_id: int | None = None,
+          cal: BusinessCalendar | None = None) -> SpeedReport:
+    """First-response times of the tickets first answered in [start, end), resolution times of those resolved
+    in it, per organisation (the queue holding the ticket), service and priority."""
+    groups = None
+    if db.session.get_bind().dialect.name == "postgresql":
+        groups = _speed_in_sql(start, end, communes, service_id)
+    if groups is None:
+        groups = _speed_in_python(start, end, communes, service_id, cal or calendar())
+    return _speed_report(groups)
+
+
+def _speed_report(groups: dict[str, dict[Any, Stats]]) -> SpeedReport:
     def rows(group: str, names: dict[Any, tuple[str, str]], order: Any) -> list[SpeedRow]:
-        result = [SpeedRow(*names.get(key, (str(key), str(key))), DurationStats.of(fr), DurationStats.of(res))
-                  for key, (fr, res) in groups[group].items()]
+        result = [SpeedRow(*names.get(key, (str(key), str(key))), fr, res) for key, (fr, res) in groups[group].items()]
         return sorted(result, key=order)
 
     orgs = {o.id: (o.code, o.name) for o in db.session.execute(
@@ -213,13 +277,14 @@ def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, s
     services = {s.id: (s.code, s.name) for s in db.session.execute(sa.select(Service.id, Service.code, Service.name))}
     priorities = {p: (p or "non_qualifiee", label) for p, label in PRIORITY_LABELS.items()}
     priority_order = list(PRIORITY_LABELS)
-    overall = groups["all"].get(None, (array("d"), array("d")))
+    empty = DurationStats.of(())
+    overall = groups["all"].get(None, (empty, empty))
     return SpeedReport(
         by_organisation=rows("organisation", orgs, lambda r: _sort_name(r.label)),
         by_service=rows("service", services, lambda r: _sort_name(r.label)),
         by_priority=rows("priority", priorities, lambda r: priority_order.index(r.key if r.key != "non_qualifiee"
                                                                                  else NO_PRIORITY)),
-        overall=SpeedRow("ensemble", "Ensemble", DurationStats.of(overall[0]), DurationStats.of(overall[1])),
+        overall=SpeedRow("ensemble", "Ensemble", *overall),
     )
 
 

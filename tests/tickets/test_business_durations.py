@@ -86,3 +86,43 @@ def test_recompute_reports_and_refills_missing_durations(app, clock, make_reques
     with app.app_context():
         assert db.session.scalar(sa.select(Ticket.resolution_business_seconds)
                                  .where(Ticket.reference == reference)) == 9.25 * 3600
+
+
+def test_postgresql_aggregate_equals_the_python_percentiles(app, ctx, clock, make_request) -> None:
+    """On PostgreSQL the report's percentiles come from one SQL aggregate; on random answer and resolution
+    times they equal the Python computation over the same stored numbers (to the microsecond)."""
+    import random
+
+    if db.session.get_bind().dialect.name != "postgresql":
+        import pytest
+
+        pytest.skip("percentile_cont and grouping sets: the PostgreSQL path")
+    rng = random.Random(7)
+    for _ in range(12):
+        clock.set(datetime(2026, 3, 2, 9, tzinfo=PARIS) + timedelta(minutes=rng.randint(0, 3000)))
+        ticket = ops.get_ticket(make_request())
+        if rng.random() < 0.5:
+            ops.set_priority(ticket, _agent(), rng.choice(["bloquant", "majeur", "mineur"]), clock.now())
+        clock.advance(timedelta(minutes=rng.randint(1, 2000)))
+        ops.add_comment(ticket, _agent(), "Réponse.", clock.now(), internal=False)
+        if rng.random() < 0.7:
+            clock.advance(timedelta(minutes=rng.randint(1, 5000)))
+            ops.resolve(ticket, _agent(), "Fait.", clock.now())
+        db.session.commit()
+    start, end = datetime(2026, 3, 1, tzinfo=PARIS), datetime(2026, 4, 1, tzinfo=PARIS)
+    in_sql = workload._speed_in_sql(start, end, None, None)
+    in_python = workload._speed_in_python(start, end, None, None, calendar())
+    assert in_sql is not None and set(in_sql) == set(in_python)
+    for group, items in in_python.items():
+        assert set(in_sql[group]) == set(items), group
+        for key, pair in items.items():
+            for sql_stats, py_stats in zip(in_sql[group][key], pair, strict=True):
+                assert sql_stats.count == py_stats.count
+                for a, b in ((sql_stats.median, py_stats.median), (sql_stats.p90, py_stats.p90)):
+                    assert (a is None) == (b is None) and (a is None or abs(a - b) <= timedelta(microseconds=1))
+    assert in_python["all"][None][0].count == 12
+    # A row without its stored duration sends the report back to the calendar replay.
+    answered_in_march = sa.select(sa.func.min(Ticket.id)).where(Ticket.first_response_at >= start)
+    db.session.execute(sa.update(Ticket).where(Ticket.id == db.session.scalar(answered_in_march))
+                       .values(first_response_business_seconds=None))
+    assert workload._speed_in_sql(start, end, None, None) is None
