@@ -84,8 +84,10 @@ def record_event(
     *,
     is_public: bool = True,
     actor_label: str | None = None,
+    notify: bool = True,
 ) -> TicketEvent:
-    """Append an immutable event to the ticket's log."""
+    """Append an immutable event to the ticket's log. `notify=False`: the caller enqueues its notifications
+    itself (`enqueue_for_events`, several events at once)."""
     event = TicketEvent(
         type=type_,
         at=now,
@@ -96,9 +98,10 @@ def record_event(
     )
     ticket.events.append(event)
     ticket.updated_at = now
-    from sau.notify.operations import enqueue_for_event
+    if notify:
+        from sau.notify.operations import enqueue_for_event
 
-    enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
+        enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
     return event
 
 
@@ -203,19 +206,24 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         status=NOUVEAU,
         created_at=now,
         updated_at=now,
+        # A new ticket has no comment nor attachment: empty collections, so that reading them (the API's answer,
+        # the public timeline) does not query the database for what cannot be there.
+        comments=[],
+        attachments=[],
     )
     ticket.new_tracking_token = token  # transient, never stored: the receipt e-mail carries the tracking link
     db.session.add(ticket)
     label = requester.display_name if requester else (req.email or "Demandeur")
-    record_event(
+    created = record_event(
         ticket,
         "ticket.created",
         now,
         requester,
         {"kind": req.kind, "service": req.service.code, "subject": req.subject, "page_url": req.page_url},
         actor_label=label,
+        notify=False,
     )
-    record_event(
+    routed = record_event(
         ticket,
         "ticket.routed",
         now,
@@ -229,8 +237,16 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
             "reason": decision.reason,
             "needs_triage": decision.needs_triage,
         },
+        notify=False,
     )
-    _finish(ticket, now)
+    from sau.notify.operations import enqueue_for_events
+
+    enqueue_for_events(ticket, [created, routed], now)  # the outbox rows share this transaction
+    # The SLA fields are computed before the first flush (the calendar's query must not autoflush the ticket),
+    # so the ticket is inserted once with them: one INSERT, instead of an INSERT then an UPDATE of the same row.
+    with db.session.no_autoflush:
+        ticket_sla.refresh(ticket, now)
+    db.session.flush()
     return Created(ticket, token)
 
 
