@@ -50,7 +50,13 @@ def hash_token(token: str) -> str:
 def next_reference(now: datetime) -> str:
     """Allocate the next reference of the year (Paris time), e.g. SAU-2026-000123.
 
-    The counter row is updated in place (`UPDATE … RETURNING`) so concurrent transactions serialise on it.
+    The counter row is updated in place (`UPDATE … RETURNING`) so concurrent allocations serialise on it. On
+    PostgreSQL the allocation is its own short transaction: the row lock is held for that statement only, not
+    until the request's commit (which made every submission wait for the previous one's whole write and WAL
+    flush). A request that fails after this leaves a gap in the numbering. That transaction does not wait for
+    its WAL flush (`synchronous_commit = off`): a ticket using the number commits later with a synchronous flush,
+    which makes the earlier counter update durable too (WAL is flushed in order).
+    SQLite (one writer at a time anyway) keeps the allocation in the request's transaction.
     """
     year = now.astimezone(PARIS).year
     stmt = (
@@ -59,14 +65,21 @@ def next_reference(now: datetime) -> str:
         .values(last_number=ReferenceCounter.last_number + 1)
         .returning(ReferenceCounter.last_number)
     )
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+            number = conn.execute(stmt).scalar()
+            if number is None:
+                conn.execute(insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+                number = conn.execute(stmt).scalar_one()
+        return f"SAU-{year}-{number:06d}"
     number = db.session.execute(stmt).scalar()
     if number is None:
-        dialect = db.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        db.session.execute(insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        db.session.execute(sqlite_insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
         number = db.session.execute(stmt).scalar_one()
     return f"SAU-{year}-{number:06d}"
 
