@@ -26,9 +26,9 @@ def main() -> None:
         from flask_migrate import upgrade
 
         from sau import create_app
+        from sau.clock import now_utc
         from sau.extensions import db
         from sau.orgs.loader import DEMO_FILE, load_file
-        from sau.clock import now_utc
 
         app = create_app("test", {"SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():

@@ -11,8 +11,8 @@ to the innermost phase running it).
 from __future__ import annotations
 
 import argparse
-import cProfile
 import collections
+import cProfile
 import functools
 import json
 import os
@@ -38,6 +38,7 @@ SQL_T: collections.Counter[str] = collections.Counter()
 SQL_N: collections.Counter[str] = collections.Counter()
 STMTS: collections.Counter[str] = collections.Counter()
 ENABLED = [False]
+LOCK_HELD: list[float] = []  # how long each transaction held the reference counter's row lock
 
 
 def _push(name: str) -> None:
@@ -108,6 +109,15 @@ def install_sql_listener(engine: Any) -> None:
             SQL_T[owner] += dt
             SQL_N[owner] += 1
             STMTS[_shape(statement)] += 1
+            if statement.startswith("UPDATE reference_counters"):
+                conn.info["lock_since"] = time.perf_counter() - dt  # the row lock is taken when the UPDATE runs
+
+    @sa.event.listens_for(engine, "commit")
+    def committing(conn):  # type: ignore[no-untyped-def]
+        # Called as COMMIT is about to be sent: the hold measured excludes the COMMIT itself (its WAL flush).
+        since = conn.info.pop("lock_since", None)
+        if ENABLED[0] and since is not None:
+            LOCK_HELD.append(time.perf_counter() - since)
 
     for ev in ("commit", "rollback", "begin"):
         pass
@@ -121,7 +131,7 @@ def _shape(sql: str) -> str:
 
 def pg_cpu_ticks(port: str) -> int:
     """utime+stime of every process of the cluster listening on `port` (postmaster and its children)."""
-    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True).stdout.splitlines()[1:]
+    out = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True).stdout.splitlines()[1:]
     procs = [(int(p), int(pp), rest) for p, pp, rest in (l.split(None, 2) for l in out if len(l.split(None, 2)) == 3)]
     masters = []
     for p, _, a in procs:
@@ -161,6 +171,7 @@ def main() -> None:
     parser.add_argument("--breakdown", action="store_true")
     parser.add_argument("--cprofile")
     parser.add_argument("--statements", action="store_true")
+    parser.add_argument("--whatif-refcache", action="store_true", help="bench/profile/refcache_whatif.py")
     parser.add_argument("--config", default="{}", help="JSON settings passed to create_app (what-if runs)")
     args = parser.parse_args()
     os.environ.update(ENV)
@@ -179,6 +190,10 @@ def main() -> None:
         pass
     with app.app_context():
         install_sql_listener(db.engine)
+    if args.whatif_refcache:
+        from bench.profile import refcache_whatif
+
+        refcache_whatif.install()
     if args.breakdown:
         install_phases(app)
 
@@ -233,15 +248,22 @@ def main() -> None:
     pg1 = pg_cpu_ticks(port)
     ENABLED[0] = False
     n = args.n
+    from bench.http_load import cpu_index
+    print(f"CPU index {cpu_index():.2f} ms (sum(range(100000)); ~1-1.5 ms on an idle core)")
     hz = os.sysconf("SC_CLK_TCK")
     sql_n = sum(SQL_N.values())
     sql_t = sum(SQL_T.values())
     print(f"mode={args.mode} n={n} wall={1000*(w1-w0)/n:.2f} ms/req  app CPU={1000*(c1-c0)/n:.2f} ms/req  "
           f"PostgreSQL CPU={1000*(pg1-pg0)/hz/n:.2f} ms/req  SQL statements={sql_n/n:.2f}/req "
-          f"SQL wall={1000*sql_t/n:.2f} ms/req  loadavg={open('/proc/loadavg').read().split()[:3]}")
+          f"SQL wall={1000*sql_t/n:.2f} ms/req  loadavg={os.getloadavg()}")
+    if LOCK_HELD:
+        held = sorted(LOCK_HELD)
+        print(f"reference counter row lock held (UPDATE -> COMMIT sent, +the commit itself): median {1000*held[len(held)//2]:.2f} ms, "
+              f"p90 {1000*held[int(len(held)*0.9)]:.2f} ms -> at most ~{1/held[len(held)//2]:.0f} submissions/s "
+              "through that row (one at a time)")
     if args.breakdown:
         total = sum(SELF.values())
-        print(f"\n| phase (exclusive) | calls/req | Python ms/req | SQL stmts/req | SQL ms/req | total ms/req | % |")
+        print("\n| phase (exclusive) | calls/req | Python ms/req | SQL stmts/req | SQL ms/req | total ms/req | % |")
         print("|---|---:|---:|---:|---:|---:|---:|")
         names = set(SELF) | set(SQL_T)
         names.discard("sql")
@@ -262,20 +284,10 @@ def main() -> None:
 
 
 def install_phases(app: Any) -> None:
-    import flask.templating
     import flask_wtf
     import sqlalchemy.orm
     from flask.sessions import SecureCookieSessionInterface
 
-    import sau.api.idempotency as idem
-    import sau.api.views as apiv
-    import sau.help.intake as intake
-    import sau.help.views as hv
-    import sau.notify.operations as notify
-    import sau.routing.operations as routing
-    import sau.tickets.operations as ops
-    import sau.tickets.sla as sla
-    import sau.web as web
 
     for mod, attr, name in [
         ("sau.help.intake", "service_by_code", "intake.service_by_code"),
