@@ -8,7 +8,8 @@ How (one record per client and key):
    the same key waits on the unique constraint (PostgreSQL) or on the writer lock (SQLite), then finds the record.
 2. Before committing, the view names what it acted on (`set_resource("request", reference, 201)`); the name is
    written on the record in that same transaction.
-3. After the view, the response is stored in a follow-up transaction (`_store_response`), then replayed as is.
+3. After the view, the response is stored in a follow-up transaction (`_store_response`), then replayed as is —
+   unless the view stored it itself with its work (`set_response` right before its commit: one transaction).
 4. A record that committed without a stored response (the process died between the two commits) is answered from
    its resource — the current representation of the ticket — and the view is never run again.
 Same key with a different request → 422. Errors are not stored: a 4xx/5xx answer rolls back the view's
@@ -86,6 +87,19 @@ def set_resource(kind: str, reference: str, status: int = 200) -> None:
     if kind not in REBUILDERS:
         raise ValueError(f"no rebuilder for resource kind {kind!r}")
     record.resource_kind, record.resource_ref, record.resource_status = kind, reference, status
+
+
+def set_response(response: Response) -> None:
+    """Store the final answer of the current call on its record, to commit with the view's work (call it right
+    before that commit, after `set_resource`): the follow-up transaction of step 3 is then skipped. A no-op
+    outside an idempotent call."""
+    record: IdempotencyRecord | None = g.get("idempotency_record")
+    if record is None:
+        return
+    record.response_status = response.status_code
+    record.response_body = response.get_data(as_text=True)
+    record.response_headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
+    g.idempotency_answer = response
 
 
 def client_identity() -> str:
@@ -196,6 +210,12 @@ def idempotent(view: Any) -> Any:
             response = current_app.make_response(view(*args, **kwargs))
         finally:
             g.pop("idempotency_record", None)
+        stored_with_work = g.pop("idempotency_answer", None) is response
+        if stored_with_work and response.status_code < 400:
+            from sau import resilience
+
+            if resilience.committed_in_view() and not (db.session.new or db.session.dirty or db.session.deleted):
+                return response  # the answer committed with the work (set_response)
         if response.status_code >= 400:
             db.session.rollback()  # errors are not stored: the reservation goes with whatever the view left
         try:

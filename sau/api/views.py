@@ -181,6 +181,7 @@ def create_request() -> Any:
     # Built before the commit: nothing reads the database after it, so an outage right after the commit cannot
     # turn an accepted request into an error (sau.resilience).
     response = _created_response(created.ticket, created.tracking_token)
+    idempotency.set_response(response)  # the answer commits with the ticket too: no second transaction
     db.session.commit()
     return response
 

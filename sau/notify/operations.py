@@ -269,9 +269,18 @@ def enqueue_for_event(ticket: Ticket, event: TicketEvent, now: datetime) -> list
     """Add to the session the notifications caused by `event` on `ticket`: e-mail and/or in-app per person
     (each user's preference), and a signed webhook per active endpoint of the ticket's organisation.
     Returns them (not flushed)."""
+    return enqueue_for_events(ticket, [event], now)
+
+
+def enqueue_for_events(ticket: Ticket, events: list[TicketEvent], now: datetime) -> list[Notification]:
+    """`enqueue_for_event` for several events of one ticket recorded together (e.g. "created" then "routed"):
+    same notifications in the same order, the webhook endpoints of an organisation looked up once."""
+    endpoints: dict[frozenset[int], list[WebhookEndpoint]] = {}
+    added: list[Notification] = []
     with db.session.no_autoflush:
-        added = _enqueue_people(ticket, event, now)
-        added += _enqueue_webhooks(ticket, event, now)
+        for event in events:
+            added += _enqueue_people(ticket, event, now)
+            added += _enqueue_webhooks(ticket, event, now, endpoints)
     return added
 
 
@@ -324,7 +333,8 @@ def _upgrade_to_question(ticket: Ticket, now: datetime) -> list[Notification]:
     return changed
 
 
-def _enqueue_webhooks(ticket: Ticket, event: TicketEvent, now: datetime) -> list[Notification]:
+def _enqueue_webhooks(ticket: Ticket, event: TicketEvent, now: datetime,
+                      cache: dict[frozenset[int], list[WebhookEndpoint]] | None = None) -> list[Notification]:
     if event.type in NOT_FOR_WEBHOOKS:
         return []
     org_ids = {_org_id(ticket)}
@@ -335,8 +345,13 @@ def _enqueue_webhooks(ticket: Ticket, event: TicketEvent, now: datetime) -> list
     org_ids.discard(None)
     if not org_ids:
         return []
-    endpoints = list(db.session.scalars(sa.select(WebhookEndpoint).where(
-        WebhookEndpoint.organisation_id.in_(org_ids), WebhookEndpoint.is_active.is_(True))))
+    key = frozenset(org_ids)
+    endpoints = cache.get(key) if cache is not None else None
+    if endpoints is None:
+        endpoints = list(db.session.scalars(sa.select(WebhookEndpoint).where(
+            WebhookEndpoint.organisation_id.in_(org_ids), WebhookEndpoint.is_active.is_(True))))
+        if cache is not None:
+            cache[key] = endpoints
     added = []
     for endpoint in endpoints:
         if not endpoint.is_subscribed(event.type):

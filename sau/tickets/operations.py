@@ -50,7 +50,13 @@ def hash_token(token: str) -> str:
 def next_reference(now: datetime) -> str:
     """Allocate the next reference of the year (Paris time), e.g. SAU-2026-000123.
 
-    The counter row is updated in place (`UPDATE … RETURNING`) so concurrent transactions serialise on it.
+    The counter row is updated in place (`UPDATE … RETURNING`) so concurrent allocations serialise on it. On
+    PostgreSQL the allocation is its own short transaction: the row lock is held for that statement only, not
+    until the request's commit (which made every submission wait for the previous one's whole write and WAL
+    flush). A request that fails after this leaves a gap in the numbering. That transaction does not wait for
+    its WAL flush (`synchronous_commit = off`): a ticket using the number commits later with a synchronous flush,
+    which makes the earlier counter update durable too (WAL is flushed in order).
+    SQLite (one writer at a time anyway) keeps the allocation in the request's transaction.
     """
     year = now.astimezone(PARIS).year
     stmt = (
@@ -59,14 +65,21 @@ def next_reference(now: datetime) -> str:
         .values(last_number=ReferenceCounter.last_number + 1)
         .returning(ReferenceCounter.last_number)
     )
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+            number = conn.execute(stmt).scalar()
+            if number is None:
+                conn.execute(insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+                number = conn.execute(stmt).scalar_one()
+        return f"SAU-{year}-{number:06d}"
     number = db.session.execute(stmt).scalar()
     if number is None:
-        dialect = db.session.get_bind().dialect.name
-        if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-        db.session.execute(insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        db.session.execute(sqlite_insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
         number = db.session.execute(stmt).scalar_one()
     return f"SAU-{year}-{number:06d}"
 
@@ -84,8 +97,10 @@ def record_event(
     *,
     is_public: bool = True,
     actor_label: str | None = None,
+    notify: bool = True,
 ) -> TicketEvent:
-    """Append an immutable event to the ticket's log."""
+    """Append an immutable event to the ticket's log. `notify=False`: the caller enqueues its notifications
+    itself (`enqueue_for_events`, several events at once)."""
     event = TicketEvent(
         type=type_,
         at=now,
@@ -96,9 +111,10 @@ def record_event(
     )
     ticket.events.append(event)
     ticket.updated_at = now
-    from sau.notify.operations import enqueue_for_event
+    if notify:
+        from sau.notify.operations import enqueue_for_event
 
-    enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
+        enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
     return event
 
 
@@ -203,19 +219,24 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         status=NOUVEAU,
         created_at=now,
         updated_at=now,
+        # A new ticket has no comment nor attachment: empty collections, so that reading them (the API's answer,
+        # the public timeline) does not query the database for what cannot be there.
+        comments=[],
+        attachments=[],
     )
     ticket.new_tracking_token = token  # transient, never stored: the receipt e-mail carries the tracking link
     db.session.add(ticket)
     label = requester.display_name if requester else (req.email or "Demandeur")
-    record_event(
+    created = record_event(
         ticket,
         "ticket.created",
         now,
         requester,
         {"kind": req.kind, "service": req.service.code, "subject": req.subject, "page_url": req.page_url},
         actor_label=label,
+        notify=False,
     )
-    record_event(
+    routed = record_event(
         ticket,
         "ticket.routed",
         now,
@@ -229,8 +250,16 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
             "reason": decision.reason,
             "needs_triage": decision.needs_triage,
         },
+        notify=False,
     )
-    _finish(ticket, now)
+    from sau.notify.operations import enqueue_for_events
+
+    enqueue_for_events(ticket, [created, routed], now)  # the outbox rows share this transaction
+    # The SLA fields are computed before the first flush (the calendar's query must not autoflush the ticket),
+    # so the ticket is inserted once with them: one INSERT, instead of an INSERT then an UPDATE of the same row.
+    with db.session.no_autoflush:
+        ticket_sla.refresh(ticket, now)
+    db.session.flush()
     return Created(ticket, token)
 
 

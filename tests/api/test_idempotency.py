@@ -48,15 +48,24 @@ def crash(record_id, response):
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGKILL)
 
-idempotency._store_response = crash
+if spec.get("mode") == "after_commit":
+    # The answer commits with the work (set_response): die right after that commit, before answering.
+    import sqlalchemy as sa
+    from sqlalchemy.orm import Session
+
+    sa.event.listen(Session, "after_commit", lambda session: crash("with-answer", None))
+else:
+    # The two-transaction path (views that do not store their answer with their work).
+    idempotency.set_response = lambda response: None
+    idempotency._store_response = crash
 response = app.test_client().post(spec["url"], json=spec["body"], headers=spec["headers"])
 sys.stdout.write("survived %s\\n" % response.status_code)
 sys.exit(3)
 """
 
 
-def _crash_during(app: Any, url: str, body: dict[str, Any], headers: dict[str, str]) -> str:
-    spec = {"config": {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+def _crash_during(app: Any, url: str, body: dict[str, Any], headers: dict[str, str], mode: str = "") -> str:
+    spec = {"mode": mode, "config": {"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
                        "ATTACHMENTS_DIR": app.config["ATTACHMENTS_DIR"]},
             "now": FROZEN_AT.isoformat(), "url": url, "body": body, "headers": headers}
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -77,6 +86,21 @@ def _records(app: Any) -> list[IdempotencyRecord]:
 def _tickets_with_subject(app: Any, subject: str) -> list[str]:
     with app.app_context():
         return list(db.session.scalars(sa.select(Ticket.reference).where(Ticket.subject == subject)))
+
+
+def test_crash_after_committing_work_and_answer_then_retry_replays_the_answer(app: Any) -> None:
+    headers = {"Idempotency-Key": "gru-crash-answer"}
+    _crash_during(app, URL, BODY, headers, mode="after_commit")
+    created = _tickets_with_subject(app, BODY["subject"])
+    assert len(created) == 1
+    [record] = _records(app)
+    assert record.response_status == 201  # the answer committed with the ticket
+    retry = app.test_client().post(URL, json=BODY, headers=headers)
+    assert retry.status_code == 201
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.get_json()["reference"] == created[0]
+    assert "tracking_url" in retry.get_json()  # the original answer, as it was
+    assert _tickets_with_subject(app, BODY["subject"]) == created
 
 
 def test_crash_after_commit_then_retry_answers_from_the_created_ticket(app: Any) -> None:
