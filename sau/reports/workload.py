@@ -39,7 +39,7 @@ from sau.orgs.models import Organisation, Service
 from sau.reports.compliance import _sort_name
 from sau.reports.periods import PARIS
 from sau.tickets.models import OPEN_STATUSES, PRIORITIES, STATUSES, Ticket
-from sau.tickets.sla import calendar
+from sau.tickets.sla import business_seconds, calendar
 from sla import BusinessCalendar
 
 MAX_MONTHS = 36
@@ -229,7 +229,6 @@ def _speed_in_python(start: datetime, end: datetime, communes: set[int] | None, 
     # One pair of arrays (first responses, resolutions) per (organisation, service, priority): a single dict
     # lookup per row; the groupings are merged from them at the end.
     cells: dict[tuple[int, int, str], tuple[array[float], array[float]]] = {}
-    between = cal.business_time_between
     for created, first, done, org, svc, prio, is_answered, is_resolved, fr_s, res_s in db.session.execute(
             stmt.execution_options(yield_per=STREAM_BATCH)):
         key = (org, svc, prio or NO_PRIORITY)
@@ -237,13 +236,9 @@ def _speed_in_python(start: datetime, end: datetime, communes: set[int] | None, 
         if pair is None:
             pair = cells[key] = (array("d"), array("d"))
         if is_answered:
-            if fr_s is None:
-                fr_s = between(created, first).total_seconds() if first > created else 0.0
-            pair[0].append(fr_s)
+            pair[0].append(fr_s if fr_s is not None else business_seconds(cal, created, first))
         if is_resolved:
-            if res_s is None:
-                res_s = between(created, done).total_seconds() if done > created else 0.0
-            pair[1].append(res_s)
+            pair[1].append(res_s if res_s is not None else business_seconds(cal, created, done))
     merged: dict[str, dict[Any, tuple[array[float], array[float]]]] = {g: {} for g in GROUPS}
     for (org, svc, prio), (fr, res) in cells.items():
         for group, key in zip(GROUPS, (org, svc, prio, None), strict=True):

@@ -122,19 +122,22 @@ def stored_values(state: SlaState) -> dict[str, Any]:
     }
 
 
-def business_seconds(cal: BusinessCalendar, start: datetime | None, end: datetime | None) -> float | None:
-    """Business time between two instants in seconds (None when the second has not happened)."""
-    if start is None or end is None:
-        return None
+def business_seconds(cal: BusinessCalendar, start: datetime, end: datetime) -> float:
+    """Business time between two instants in seconds (0 when the second is not after the first)."""
     return cal.business_time_between(start, end).total_seconds() if end > start else 0.0
 
 
 def business_durations(ticket: Ticket, cal: BusinessCalendar | None = None) -> dict[str, float | None]:
-    """First-response and resolution times of the ticket in business seconds (the stored columns)."""
+    """First-response and resolution times of the ticket in business seconds (the stored columns; None while it
+    has not happened)."""
     cal = cal or calendar()
+
+    def since_creation(at: datetime | None) -> float | None:
+        return None if at is None else business_seconds(cal, ticket.created_at, at)
+
     return {
-        "first_response_business_seconds": business_seconds(cal, ticket.created_at, ticket.first_response_at),
-        "resolution_business_seconds": business_seconds(cal, ticket.created_at, ticket.resolved_at),
+        "first_response_business_seconds": since_creation(ticket.first_response_at),
+        "resolution_business_seconds": since_creation(ticket.resolved_at),
     }
 
 
