@@ -16,6 +16,7 @@ from flask_login import current_user
 from pydantic import BaseModel, ValidationError
 from sqlalchemy.orm.exc import StaleDataError
 
+from sau import refdata
 from sau.api import idempotency, schemas
 from sau.api.openapi import openapi_document
 from sau.auth import policy
@@ -88,23 +89,29 @@ def _require_user() -> User:
     return user
 
 
-def _org(org: Organisation | None) -> dict[str, Any] | None:
+def _org(org: Any) -> dict[str, Any] | None:
     if org is None:
         return None
     return {"kind": org.kind, "code": org.code, "name": org.name}
 
 
-def serialize(ticket: Ticket, *, staff: bool) -> dict[str, Any]:
+def serialize(ticket: Ticket, *, staff: bool, snap: refdata.Snapshot | None = None) -> dict[str, Any]:
+    # Names of the service, category, communes and school come from the reference snapshot (sau.refdata): no
+    # query per related row, and none at all for a ticket just created.
+    snap = snap or refdata.current()
+    service = snap.services_by_id[ticket.service_id]
+    category = next((c for c in service.categories if c.id == ticket.category_id), None)
+    school = snap.schools_by_id.get(ticket.school_id) if ticket.school_id is not None else None
     data: dict[str, Any] = {
         "reference": ticket.reference,
         "kind": ticket.kind,
         "status": ticket.status,
         "status_label": ticket.status_label,
-        "service": {"code": ticket.service.code, "name": ticket.service.name},
-        "category": ticket.category.code if ticket.category else None,
-        "commune": _org(ticket.commune),
-        "school": {"uai": ticket.school.uai, "name": ticket.school.name} if ticket.school else None,
-        "routed_to": _org(ticket.organisation),
+        "service": {"code": service.code, "name": service.name},
+        "category": category.code if category else None,
+        "commune": _org(snap.organisations.get(ticket.commune_id)) if ticket.commune_id is not None else None,
+        "school": {"uai": school.uai, "name": school.name} if school else None,
+        "routed_to": _org(snap.organisations[ticket.organisation_id]),
         "level": ticket.level,
         "subject": ticket.subject,
         "description": ticket.description,
@@ -240,7 +247,8 @@ def list_tickets() -> Any:
     limit = min(max(request.args.get("limit", 50, type=int) or 50, 1), 200)
     offset = max(request.args.get("offset", 0, type=int) or 0, 0)
     tickets = db.session.scalars(stmt.order_by(Ticket.created_at.desc(), Ticket.id.desc()).limit(limit).offset(offset))
-    return jsonify({"tickets": [serialize(t, staff=False) | {"assignee_id": t.assignee_id} for t in tickets],
+    snap = refdata.current()
+    return jsonify({"tickets": [serialize(t, staff=False, snap=snap) | {"assignee_id": t.assignee_id} for t in tickets],
                     "limit": limit, "offset": offset})
 
 

@@ -8,9 +8,10 @@ from datetime import date
 
 import sqlalchemy as sa
 
+from sau import refdata
 from sau.errors import ValidationFailed
 from sau.extensions import db
-from sau.orgs.models import ORG_COMMUNE, Category, Organisation, School, Service, Subscription
+from sau.orgs.models import ORG_COMMUNE, Organisation, School, Service, Subscription
 
 
 def service_by_code(code: str | None) -> Service | None:
@@ -47,10 +48,11 @@ def schools_for(service: Service, on: date) -> list[School]:
     return list(db.session.scalars(sa.select(School).where(School.commune_id.in_(subscribed)).order_by(School.name)))
 
 
-def require_sau_service(code: str | None) -> Service:
+def require_sau_service(code: str | None, snap: refdata.Snapshot | None = None) -> refdata.ServiceInfo:
+    """The service a request is for, from the reference snapshot; ValidationFailed in French otherwise."""
     if not code:
         raise ValidationFailed("Choisissez le service concerné.", {"service": "Champ obligatoire."})
-    service = service_by_code(code)
+    service = (snap or refdata.current()).services.get(code)
     if service is None:
         raise ValidationFailed(f"Service inconnu : « {code} ».", {"service": "Service inconnu."})
     if not service.has_sau:
@@ -62,34 +64,36 @@ def require_sau_service(code: str | None) -> Service:
 
 
 def resolve_fields(
-    service: Service, category_code: str | None, commune_code: str | None, school_uai: str | None, on: date
-) -> tuple[Category | None, Organisation | None, School | None]:
-    """Return (category, commune, school). Raises ValidationFailed naming every bad field."""
+    service: refdata.ServiceInfo, category_code: str | None, commune_code: str | None, school_uai: str | None,
+    on: date, snap: refdata.Snapshot | None = None,
+) -> tuple[refdata.CategoryInfo | None, refdata.OrgInfo | None, refdata.SchoolInfo | None]:
+    """Return (category, commune, school) from the reference snapshot. Raises ValidationFailed naming every bad
+    field."""
+    snap = snap or refdata.current()
     errors: dict[str, str] = {}
     category = None
     if category_code:
-        category = next((c for c in service.categories if c.code == category_code), None)
+        category = service.category(category_code)
         if category is None:
             errors["category"] = "Catégorie inconnue pour ce service."
     elif service.categories:
         errors["category"] = "Choisissez une catégorie."
     commune = None
     if commune_code:
-        commune = db.session.scalar(
-            sa.select(Organisation).where(Organisation.code == commune_code, Organisation.kind == ORG_COMMUNE)
-        )
+        commune = snap.communes_by_code.get(commune_code)
         if commune is None:
             errors["commune"] = "Commune inconnue (code INSEE attendu, par exemple 69081 pour Écully)."
     elif category is not None and category.requires_commune:
         errors["commune"] = "Indiquez la commune concernée par ce téléservice."
     school = None
     if school_uai:
-        school = db.session.scalar(sa.select(School).where(School.uai == school_uai.upper()))
-        if school is None or school not in schools_for(service, on):
+        school = snap.schools.get(school_uai.upper())
+        # A school is offered when its commune subscribes to the service that day (laclasse.com), as schools_for().
+        if school is None or snap.subscription(school.commune_id, service.id, on) is None:
             errors["school"] = "Établissement inconnu pour ce service."
             school = None
         elif commune is None:
-            commune = school.commune
+            commune = snap.organisations[school.commune_id]
         elif school.commune_id != commune.id:
             errors["school"] = "Cet établissement n'est pas dans la commune choisie."
     elif service.asks_school:

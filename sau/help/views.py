@@ -21,6 +21,7 @@ from flask import (
 )
 from flask_login import current_user
 
+from sau import refdata
 from sau.auth import policy
 from sau.clock import now_utc
 from sau.errors import SauError, ValidationFailed
@@ -53,17 +54,19 @@ def _fill_choices(form: HelpRequestForm, service: Any, on: Any) -> None:
 @limiter.limit(_help_limit, methods=["POST"])
 def help_form() -> Any:
     code = request.values.get("service", "")
-    service = intake.service_by_code(code)
-    if service is None:
+    snap = refdata.current()
+    info = snap.services.get(code)
+    if info is None:
         status = 404 if code else 200
         return render_template("help/choose_service.html", services=intake.sau_services(), unknown=code,
                                page_url=request.args.get("page", "")), status
-    if not service.has_sau:
-        return render_template("help/no_sau.html", service=service, services=intake.sau_services()), 422
+    if not info.has_sau:
+        return render_template("help/no_sau.html", service=intake.service_by_code(code),
+                               services=intake.sau_services()), 422
     now = now_utc()
     form = HelpRequestForm()
     if request.method == "GET":
-        form.service.data = service.code
+        form.service.data = info.code
         form.page_url.data = request.args.get("page", "")[:2000]
         if current_user.is_authenticated:
             form.email.data = current_user.email
@@ -74,7 +77,7 @@ def help_form() -> Any:
         is_valid = False
     if is_valid:
         try:
-            reference, token = _submit(form, service, now)
+            reference, token = _submit(form, info, now, snap)
         except ValidationFailed as exc:
             for field, message in exc.fields.items():
                 getattr(form, field, form.subject).errors = [message]  # type: ignore[union-attr]
@@ -83,8 +86,9 @@ def help_form() -> Any:
             if token:
                 session[NEW_TOKEN_KEY] = {"reference": reference, "token": token}
             return redirect(url_for("help.thanks", reference=reference), code=303)
-    # Only a page that is shown needs the choices and the FAQ suggestions (the select fields do not validate
-    # against their choices): an accepted request skips these queries.
+    # Only a page that is shown needs the service's full record, the choices and the FAQ suggestions (the select
+    # fields do not validate against their choices): an accepted request reads none of them.
+    service = intake.service_by_code(code)
     _fill_choices(form, service, now.date())
     query = request.args.get("q", "") or (form.subject.data or "")
     faq = faq_search(service, query)
@@ -97,7 +101,8 @@ def help_form() -> Any:
                            max_files=current_app.config["MAX_ATTACHMENTS"], allowed=att.ALLOWED_LABEL), status
 
 
-def _submit(form: HelpRequestForm, service: Any, now: Any) -> tuple[str, str | None]:
+def _submit(form: HelpRequestForm, service: refdata.ServiceInfo, now: Any,
+            snap: refdata.Snapshot) -> tuple[str, str | None]:
     """Create the request and commit; returns its reference and tracking token. Nothing reads the database after
     the commit, so an outage right after it cannot turn an accepted request into an error (sau.resilience)."""
     user = current_user if current_user.is_authenticated else None
@@ -105,7 +110,7 @@ def _submit(form: HelpRequestForm, service: Any, now: Any) -> tuple[str, str | N
         raise ValidationFailed("Adresse e-mail requise.", {"email": "Indiquez votre adresse e-mail pour être tenu informé."})
     uploads = att.read_uploads(request.files.getlist(form.attachments.name))
     category, commune, school = intake.resolve_fields(
-        service, form.category.data or None, form.commune.data or None, form.school.data or None, now.date()
+        service, form.category.data or None, form.commune.data or None, form.school.data or None, now.date(), snap
     )
     created = ops.create_request(
         ops.NewRequest(

@@ -156,6 +156,9 @@ def dispatch_due(now: datetime, *, limit: int | None = None) -> DispatchResult:
     sent = failed = dead = 0
     seen: set[int] = set()
     db.session.commit()  # start from a clean transaction: each row is its own
+    from sau.notify.operations import expand_fanouts
+
+    expand_fanouts()  # new requests' notifications first (sau.notify.models.NotificationFanout)
     for _ in range(limit):
         notification = _claim(now)
         if notification is None or notification.id in seen:

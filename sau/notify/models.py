@@ -128,3 +128,28 @@ class DeliveryAttempt(db.Model):
     status_code: Mapped[int | None]
     error: Mapped[str | None] = mapped_column(sa.Text)
     duration_ms: Mapped[int] = mapped_column(default=0)
+
+
+class NotificationFanout(db.Model):
+    """Events whose notifications are still to be worked out: who is told, by which channel, with which text.
+
+    A new request records its two events (created, routed) and one of these rows in its own transaction; the
+    dispatcher turns the row into `notifications` rows (the same `enqueue_for_events` as every other change)
+    before it delivers, then deletes it, in one transaction. The request does not look up the queue's agents,
+    their preferences and the webhook endpoints (issue 9: a third of a submission's work), and nothing is lost:
+    the row commits with the ticket. `tracking_token` is an anonymous requester's secret link, which only the
+    receipt e-mail carries (only its hash is kept on the ticket); it is deleted with the row.
+    """
+
+    __tablename__ = "notification_fanouts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("tickets.id", ondelete="CASCADE"), index=True)
+    first_event_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket_events.id", ondelete="CASCADE"))
+    last_event_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket_events.id", ondelete="CASCADE"))
+    tracking_token: Mapped[str | None] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime]
+
+    ticket: Mapped[Ticket] = relationship()  # noqa: F821
+    first_event: Mapped[TicketEvent] = relationship(foreign_keys=[first_event_id])  # noqa: F821
+    last_event: Mapped[TicketEvent] = relationship(foreign_keys=[last_event_id])  # noqa: F821

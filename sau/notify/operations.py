@@ -6,6 +6,7 @@ dispatcher delivers them after the commit. Nothing here talks to the network.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 import uuid
 from dataclasses import dataclass, field
@@ -61,6 +62,8 @@ KIND_LABELS = {
     "maintenance_cancelled": "Maintenance programmée annulée",
     "maintenance_reminder": "Rappel avant une maintenance programmée",
 }
+log = logging.getLogger(__name__)
+
 # Events a connector's webhook does not receive: internal notes and the SLA's internal alerts.
 NOT_FOR_WEBHOOKS = frozenset({"comment.internal", "sla.at_risk", "sla.breached"})
 
@@ -282,6 +285,78 @@ def enqueue_for_events(ticket: Ticket, events: list[TicketEvent], now: datetime)
             added += _enqueue_people(ticket, event, now)
             added += _enqueue_webhooks(ticket, event, now, endpoints)
     return added
+
+
+def _locked_fanouts(stmt: Any, *, skip_locked: bool) -> list[Any]:
+    if db.session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=skip_locked)
+    return list(db.session.scalars(stmt))
+
+
+def _expand(fanout: Any) -> list[Notification]:
+    """Enqueue the notifications of a fan-out row's events (dated at the events' time, so they are delivered in
+    the order things happened) and delete the row, in the caller's transaction."""
+    ticket = fanout.ticket
+    events = [e for e in ticket.events if e.id is not None and fanout.first_event_id <= e.id <= fanout.last_event_id]
+    ticket.new_tracking_token = fanout.tracking_token
+    added = enqueue_for_events(ticket, events, fanout.created_at)
+    db.session.delete(fanout)
+    return added
+
+
+def expand_fanouts_of(ticket: Ticket) -> None:
+    """Before a new event of a ticket is notified: the ticket's pending fan-out first, in this transaction (its
+    notifications come first; PostgreSQL: waits for a dispatcher expanding it at that moment, then finds none)."""
+    from sau.notify.models import NotificationFanout
+
+    if ticket.id is None:
+        return
+    with db.session.no_autoflush:  # the caller's changes are flushed by the caller, once (the ticket's version)
+        rows = _locked_fanouts(sa.select(NotificationFanout).where(NotificationFanout.ticket_id == ticket.id)
+                               .order_by(NotificationFanout.id), skip_locked=False)
+        for fanout in rows:
+            if fanout not in db.session.deleted:
+                _expand(fanout)
+
+
+def expand_all_fanouts() -> int:
+    """Every pending fan-out, in this transaction: before a change that must not apply to events that already
+    happened (an endpoint disabled: the requests it was subscribed to are still queued for it)."""
+    from sau.notify.models import NotificationFanout
+
+    rows = _locked_fanouts(sa.select(NotificationFanout).order_by(NotificationFanout.id), skip_locked=False)
+    for fanout in rows:
+        _expand(fanout)
+    return len(rows)
+
+
+def expand_fanouts(limit: int = 500) -> int:
+    """The dispatcher's step: turn pending `NotificationFanout` rows (new requests) into notifications, each in
+    its own transaction with the row's deletion: a row is expanded exactly once, even with several dispatchers
+    (PostgreSQL: the row is locked, and a dispatcher skips the rows another one holds). Returns how many rows were
+    expanded; a row that fails is logged and retried at the next dispatch."""
+    from sau.notify.models import NotificationFanout
+
+    done = 0
+    failed: set[int] = set()
+    while done + len(failed) < limit:
+        stmt = sa.select(NotificationFanout).order_by(NotificationFanout.id).limit(1)
+        if failed:
+            stmt = stmt.where(NotificationFanout.id.not_in(failed))
+        found = _locked_fanouts(stmt, skip_locked=True)
+        if not found:
+            db.session.rollback()
+            break
+        fanout_id = found[0].id
+        try:
+            _expand(found[0])
+            db.session.commit()
+            done += 1
+        except Exception:
+            db.session.rollback()
+            log.exception("notification fan-out %s failed; retried at the next dispatch", fanout_id)
+            failed.add(fanout_id)
+    return done
 
 
 def _enqueue_people(ticket: Ticket, event: TicketEvent, now: datetime) -> list[Notification]:
@@ -564,6 +639,8 @@ def set_webhook_endpoint_active(actor: User, endpoint: WebhookEndpoint, is_activ
     _require_admin(actor)
     if endpoint.is_active == is_active:
         return endpoint
+    if not is_active:
+        expand_all_fanouts()  # requests made before this change stay queued for the endpoint
     before = _endpoint_snapshot(endpoint)
     endpoint.is_active = is_active
     db.session.flush()

@@ -8,17 +8,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 
+from sau import refdata
 from sau.extensions import db
-from sau.orgs.models import METROPOLE_CODE, Organisation, School, Service
+from sau.orgs.models import METROPOLE_CODE, Organisation
+from sau.refdata import OrgInfo
 from sau.routing.models import (
     TARGET_COMMUNE,
     TARGET_METROPOLE,
     TARGET_ORGANISATION,
     TARGET_SCHOOL,
-    RoutingRule,
 )
 
 NO_OFFER = "none"
@@ -26,16 +28,19 @@ NO_OFFER = "none"
 
 @dataclass(frozen=True)
 class RoutingRequest:
-    service: Service
+    """What routing looks at. `service`, `commune` and `school` are read by id only: ORM objects or the
+    reference snapshot's records (sau.refdata) both do."""
+
+    service: Any
     category_code: str | None
-    commune: Organisation | None
-    school: School | None
+    commune: Any | None
+    school: Any | None
     on: date
 
 
 @dataclass(frozen=True)
 class RoutingDecision:
-    organisation: Organisation
+    organisation: OrgInfo
     level: int
     reason: str
     rule_id: int | None
@@ -50,17 +55,23 @@ def metropole() -> Organisation:
     return org
 
 
-def commune_offer(commune: Organisation | None, service: Service, on: date) -> str | None:
+def _metropole_info(snap: refdata.Snapshot) -> OrgInfo:
+    if snap.metropole is None:
+        raise RuntimeError("the Métropole organisation is missing from the reference data")
+    return snap.metropole
+
+
+def commune_offer(commune: Any | None, service: Any, on: date, snap: refdata.Snapshot | None = None) -> str | None:
     """The commune's offer for the service on that day: an offer code, "none" if not subscribed."""
     if commune is None:
         return None
-    sub = commune.active_subscription(service, on)
+    sub = (snap or refdata.current()).subscription(commune.id, service.id, on)
     if sub is None:
         return NO_OFFER
     return sub.offer or "subscribed"
 
 
-def _matches(rule: RoutingRule, req: RoutingRequest, offer: str | None) -> bool:
+def _matches(rule: refdata.RuleInfo, req: RoutingRequest, offer: str | None) -> bool:
     if rule.service_id is not None and rule.service_id != req.service.id:
         return False
     if rule.category_code is not None and rule.category_code != req.category_code:
@@ -73,35 +84,33 @@ def _matches(rule: RoutingRule, req: RoutingRequest, offer: str | None) -> bool:
         return False
     if rule.target == TARGET_SCHOOL and req.school is None:
         return False
-    if rule.target == TARGET_ORGANISATION and rule.target_organisation is None:
+    if rule.target == TARGET_ORGANISATION and rule.target_organisation_id is None:
         return False
     return True
 
 
-def route(req: RoutingRequest) -> RoutingDecision:
+def route(req: RoutingRequest, snap: refdata.Snapshot | None = None) -> RoutingDecision:
     """Return the routing decision for a request. Never raises for an unroutable request."""
-    offer = commune_offer(req.commune, req.service, req.on)
-    rules = db.session.scalars(
-        sa.select(RoutingRule).where(RoutingRule.is_active.is_(True)).order_by(RoutingRule.position, RoutingRule.id)
-    )
-    for rule in rules:
+    snap = snap or refdata.current()
+    offer = commune_offer(req.commune, req.service, req.on, snap)
+    for rule in snap.rules:
         if not _matches(rule, req, offer):
             continue
         if rule.target == TARGET_COMMUNE:
             assert req.commune is not None
-            org = req.commune
+            org = snap.organisations[req.commune.id]
         elif rule.target == TARGET_SCHOOL:
             assert req.school is not None
-            org = req.school.commune
+            org = snap.organisations[req.school.commune_id]
         elif rule.target == TARGET_ORGANISATION:
-            assert rule.target_organisation is not None
-            org = rule.target_organisation
+            assert rule.target_organisation_id is not None
+            org = snap.organisations[rule.target_organisation_id]
         else:
-            org = metropole()
+            org = _metropole_info(snap)
         reason = f"Règle « {rule.name} »" + (f" : {rule.reason}" if rule.reason else "")
         return RoutingDecision(org, rule.level, reason, rule.id, False, offer)
     return RoutingDecision(
-        metropole(), 1, "Aucune règle ne s'applique : file de tri de la Métropole.", None, True, offer
+        _metropole_info(snap), 1, "Aucune règle ne s'applique : file de tri de la Métropole.", None, True, offer
     )
 
 

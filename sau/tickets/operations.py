@@ -12,12 +12,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from sau.auth import policy
 from sau.auth.models import User
 from sau.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed, WorkflowError
 from sau.extensions import db
-from sau.orgs.models import Category, Organisation, School, Service
+from sau.orgs.models import Organisation
 from sau.routing.operations import RoutingDecision, RoutingRequest, commune_offer, metropole, route
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import (
@@ -84,6 +85,15 @@ def next_reference(now: datetime) -> str:
     return f"SAU-{year}-{number:06d}"
 
 
+_FANOUTS = "sau.new_ticket_fanouts"  # session.info: ticket created in this transaction → (fan-out row, its events)
+
+
+@sa.event.listens_for(Session, "after_commit")
+@sa.event.listens_for(Session, "after_rollback")
+def _forget_fanouts(session: Session) -> None:
+    session.info.pop(_FANOUTS, None)
+
+
 def _actor_label(actor: User | None) -> str:
     return actor.display_name if actor is not None else SYSTEM_LABEL
 
@@ -112,8 +122,17 @@ def record_event(
     ticket.events.append(event)
     ticket.updated_at = now
     if notify:
-        from sau.notify.operations import enqueue_for_event
+        from sau.notify.operations import enqueue_for_event, enqueue_for_events, expand_fanouts_of
 
+        # A ticket whose creation's notifications are still to be worked out (sau.notify.models.NotificationFanout):
+        # they are worked out now, so that they come first, in the order things happened.
+        pending = db.session.info.get(_FANOUTS, {}).pop(ticket, None)
+        if pending is not None:  # created in this transaction (an attachment, a security alert)
+            fanout, events = pending
+            enqueue_for_events(ticket, events, fanout.created_at)
+            db.session.delete(fanout)
+        else:  # created earlier, not yet seen by the dispatcher
+            expand_fanouts_of(ticket)
         enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
     return event
 
@@ -156,12 +175,15 @@ def _finish(ticket: Ticket, now: datetime) -> Ticket:
 
 @dataclass(frozen=True)
 class NewRequest:
-    service: Service
+    """A request to create. `service`, `category`, `commune` and `school` are read by id (and the category by
+    code): the reference snapshot's records (sau.refdata, what the form and the API resolve) or ORM objects."""
+
+    service: Any
     subject: str
     description: str
-    category: Category | None = None
-    commune: Organisation | None = None
-    school: School | None = None
+    category: Any | None = None
+    commune: Any | None = None
+    school: Any | None = None
     email: str | None = None
     page_url: str | None = None
     kind: str = KIND_DEMANDE
@@ -174,16 +196,26 @@ class Created:
 
 
 def create_request(req: NewRequest, requester: User | None, now: datetime) -> Created:
-    """Create a help request, route it and log both. Raises ValidationFailed (e.g. a service without SAU)."""
-    if not req.service.has_sau:
+    """Create a help request, route it and log both; its notifications are worked out by the dispatcher
+    (`NotificationFanout`). Raises ValidationFailed (e.g. a service without SAU).
+
+    The reference data (service, commune, subscriptions, rules, calendar) comes from the per-process snapshot and
+    the ticket is written with foreign keys only: the request reads nothing else, and writes the ticket, its two
+    events and the fan-out row (issue 9)."""
+    from sau import refdata
+    from sau.notify.models import NotificationFanout
+
+    snap = refdata.current()
+    service = snap.services_by_id[req.service.id]
+    if not service.has_sau:
         raise ValidationFailed(
-            f"Le service {req.service.name} ne dispose pas du SAU. {req.service.no_sau_reason}".strip(),
+            f"Le service {service.name} ne dispose pas du SAU. {service.no_sau_reason}".strip(),
             {"service": "Ce service n'a pas d'assistance SAU."},
         )
     if requester is None and not req.email:
         raise ValidationFailed("Indiquez une adresse e-mail pour être tenu informé.", {"email": "Champ obligatoire."})
     routing_request = RoutingRequest(
-        service=req.service,
+        service=service,
         category_code=req.category.code if req.category else None,
         commune=req.commune,
         school=req.school,
@@ -192,21 +224,22 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
     if req.kind == KIND_INCIDENT:
         # A commune's incident goes to the Métropole's support whatever the routing rules (which are admin data)
         # say: the convention binds the Métropole to resolve it (Toodego annex § 6.1.a).
+        assert snap.metropole is not None
         decision = RoutingDecision(
-            metropole(), 1, "Incident d'une commune : support de la Métropole (annexe Toodego § 6.1.a).", None,
-            False, commune_offer(req.commune, req.service, routing_request.on),
+            snap.metropole, 1, "Incident d'une commune : support de la Métropole (annexe Toodego § 6.1.a).", None,
+            False, commune_offer(req.commune, service, routing_request.on, snap),
         )
     else:
-        decision = route(routing_request)
+        decision = route(routing_request, snap)
     token = secrets.token_urlsafe(24) if requester is None else None
     ticket = Ticket(
         reference=next_reference(now),
         kind=req.kind,
-        service=req.service,
-        category=req.category,
-        commune=req.commune,
-        school=req.school,
-        organisation=decision.organisation,
+        service_id=service.id,
+        category_id=req.category.id if req.category else None,
+        commune_id=req.commune.id if req.commune else None,
+        school_id=req.school.id if req.school else None,
+        organisation_id=decision.organisation.id,
         level=decision.level,
         routing_reason=decision.reason,
         needs_triage=decision.needs_triage,
@@ -224,7 +257,7 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         comments=[],
         attachments=[],
     )
-    ticket.new_tracking_token = token  # transient, never stored: the receipt e-mail carries the tracking link
+    ticket.new_tracking_token = token  # transient, never stored on the ticket: the receipt e-mail carries it
     db.session.add(ticket)
     label = requester.display_name if requester else (req.email or "Demandeur")
     created = record_event(
@@ -232,7 +265,7 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         "ticket.created",
         now,
         requester,
-        {"kind": req.kind, "service": req.service.code, "subject": req.subject, "page_url": req.page_url},
+        {"kind": req.kind, "service": service.code, "subject": req.subject, "page_url": req.page_url},
         actor_label=label,
         notify=False,
     )
@@ -252,13 +285,14 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         },
         notify=False,
     )
-    from sau.notify.operations import enqueue_for_events
-
-    enqueue_for_events(ticket, [created, routed], now)  # the outbox rows share this transaction
-    # The SLA fields are computed before the first flush (the calendar's query must not autoflush the ticket),
-    # so the ticket is inserted once with them: one INSERT, instead of an INSERT then an UPDATE of the same row.
+    # A later notifying event in this transaction (an attachment, a security alert) expands it at once instead.
+    fanout = NotificationFanout(ticket=ticket, first_event=created, last_event=routed, tracking_token=token,
+                                created_at=now)
+    db.session.add(fanout)
+    db.session.info.setdefault(_FANOUTS, {})[ticket] = (fanout, [created, routed])
+    # The SLA fields are computed before the first flush, so the ticket is inserted once with them.
     with db.session.no_autoflush:
-        ticket_sla.refresh(ticket, now)
+        ticket_sla.refresh(ticket, now, cal=snap.calendar, service=service)
     db.session.flush()
     return Created(ticket, token)
 

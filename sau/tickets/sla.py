@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from sau.extensions import db
-from sau.orgs.models import CalendarClosure, Service
+from sau.orgs.models import CalendarClosure
 from sau.tickets.models import Ticket
 from sla import (
     A_RISQUE,
@@ -73,7 +73,7 @@ def recompute_open(now: datetime) -> int:
     return count
 
 
-def policy_for(service: Service) -> SlaPolicy:
+def policy_for(service: Any) -> SlaPolicy:
     """The convention's policy (Toodego annex § 6.1.a) with the app's settings (SLA_AT_RISK_RATIO,
     SLA_PAUSE_WHILE_WAITING, SLA_PRIORITY_CHANGE) and the service's own targets where an admin set them."""
     cfg = current_app.config
@@ -104,10 +104,12 @@ def clock_events(ticket: Ticket) -> list[SlaEvent]:
     return events
 
 
-def compute(ticket: Ticket, now: datetime, *, explain: bool = True, cal: BusinessCalendar | None = None) -> SlaState:
+def compute(ticket: Ticket, now: datetime, *, explain: bool = True, cal: BusinessCalendar | None = None,
+            service: Any = None) -> SlaState:
     """The ticket's SLA state from its log; `cal`: the calendar when the caller already has it (a sweep over
-    thousands of tickets reads it once, not once per ticket)."""
-    return compute_sla(clock_events(ticket), now, cal or calendar(), policy_for(ticket.service), explain=explain)
+    thousands of tickets reads it once, not once per ticket); `service`: its SLA targets, likewise."""
+    return compute_sla(clock_events(ticket), now, cal or calendar(), policy_for(service or ticket.service),
+                       explain=explain)
 
 
 def stored_values(state: SlaState) -> dict[str, Any]:
@@ -141,10 +143,11 @@ def business_durations(ticket: Ticket, cal: BusinessCalendar | None = None) -> d
     }
 
 
-def refresh(ticket: Ticket, now: datetime) -> SlaState:
-    """Recompute the ticket's stored SLA fields from its events, and its business durations."""
-    cal = calendar()
-    state = compute(ticket, now, explain=False, cal=cal)
+def refresh(ticket: Ticket, now: datetime, *, cal: BusinessCalendar | None = None, service: Any = None) -> SlaState:
+    """Recompute the ticket's stored SLA fields from its events, and its business durations. `cal` and `service`
+    (anything with the service's SLA targets): when the caller already has them (a new ticket, sau.refdata)."""
+    cal = cal or calendar()
+    state = compute(ticket, now, explain=False, cal=cal, service=service)
     for name, value in {**stored_values(state), **business_durations(ticket, cal)}.items():
         setattr(ticket, name, value)
     return state

@@ -166,6 +166,9 @@ def _ids(app: Flask, reference: str) -> dict[str, Any]:
         return int(value) if value is not None else 999999
 
     with app.app_context():
+        from sau.notify.operations import expand_fanouts
+
+        expand_fanouts()  # the request's notifications, as the dispatcher works them out (NotificationFanout)
         return {
             "reference": reference,
             "org_id": first(Organisation, Organisation.code == "69081"),

@@ -113,10 +113,14 @@ def dispatch(app: Flask, limit: int | None = None) -> Any:
 
 
 def notifications(app: Flask, **where: Any) -> list[Any]:
+    """The outbox as the dispatcher works it: new requests' fan-outs are expanded first (what `dispatch_due`
+    does before delivering; tests/notifications/test_fanout.py checks that step on its own)."""
     from sau.extensions import db
     from sau.notify.models import Notification
+    from sau.notify.operations import expand_fanouts
 
     with app.app_context():
+        expand_fanouts()
         stmt = sa.select(Notification).order_by(Notification.id)
         for name, value in where.items():
             stmt = stmt.where(getattr(Notification, name) == value)

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import sqlalchemy as sa
 
+from sau import refdata
 from sau.auth import policy
 from sau.extensions import db
 from sau.orgs.models import Organisation, School, Service
@@ -199,6 +200,7 @@ def test_api_routes_with_the_subscriptions_of_the_day(app, clock):
 
 def test_an_inactive_rule_is_skipped(app, ctx):
     db.session.execute(sa.update(RoutingRule).where(RoutingRule.name == PARTENAIRE).values(is_active=False))
+    refdata.bump()  # a write that bypasses the ORM's flush says so itself (sau/refdata.py)
     service, commune, school = _objects(CASES["toodego-communal-partenaire-ecully"])
     decision = route(RoutingRequest(service, "teleservice-communal", commune, school, TODAY))
     assert decision.needs_triage and decision.organisation.code == "metropole" and decision.rule_id is None
