@@ -126,6 +126,7 @@ class Snapshot:
 
 
 _G_KEY = "sau_refdata"
+_BUMPED = "sau.refdata_bumped"  # session.info: this transaction changed the reference data
 _lock = threading.Lock()
 _snapshot: Snapshot | None = None
 
@@ -149,6 +150,10 @@ def current() -> Snapshot:
 def _current() -> Snapshot:
     global _snapshot
     version = _version()
+    if db.session.info.get(_BUMPED):
+        # This transaction changed the reference data and has not committed: its snapshot is its own, never the
+        # process's (a rollback would leave it cached under a number another worker's change may take).
+        return _load(version)
     snap = _snapshot
     if snap is not None and snap.version == version:
         return snap
@@ -209,6 +214,7 @@ def bump() -> None:
 
 def _bump(session: Session) -> None:
     global _snapshot
+    session.info[_BUMPED] = True
     updated = session.execute(sa.update(ReferenceDataVersion).where(ReferenceDataVersion.id == 1)
                               .values(version=ReferenceDataVersion.version + 1))
     if not updated.rowcount:  # type: ignore[attr-defined]
@@ -236,3 +242,13 @@ def _bump_on_change(session: Session, _context: Any, _instances: Any) -> None:
         if isinstance(obj, classes) and session.is_modified(obj, include_collections=False):
             _bump(session)
             return
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _transaction_ended(session: Session) -> None:
+    global _snapshot
+    if session.info.pop(_BUMPED, None):
+        _snapshot = None
+        if has_request_context():
+            g.pop(_G_KEY, None)

@@ -184,11 +184,12 @@ def create_request() -> Any:
                        commune=commune, school=school, email=body.email, page_url=body.page_url),
         user, now,
     )
-    idempotency.set_resource("request", created.ticket.reference, 201)  # commits with the ticket
     # Built before the commit: nothing reads the database after it, so an outage right after the commit cannot
     # turn an accepted request into an error (sau.resilience).
-    response = _created_response(created.ticket, created.tracking_token)
-    idempotency.set_response(response)  # the answer commits with the ticket too: no second transaction
+    response = _created_response(created.view, created.tracking_token)
+    # The resource and the answer commit with the ticket (one UPDATE of the record): no second transaction.
+    idempotency.set_resource("request", created.reference, 201)
+    idempotency.set_response(response)
     db.session.commit()
     return response
 

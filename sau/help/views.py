@@ -121,14 +121,13 @@ def _submit(form: HelpRequestForm, service: refdata.ServiceInfo, now: Any,
         user, now,
     )
     if uploads:
-        stored = att.store(created.ticket, uploads, now)
-        ops.record_event(created.ticket, "attachment.added", now, user,
-                         {"files": [a.filename for a in stored]},
-                         actor_label=user.display_name if user else created.ticket.requester_label)
-    reference, ticket_id = created.ticket.reference, created.ticket.id
+        ticket = created.ticket
+        stored = att.store(ticket, uploads, now)
+        ops.record_event(ticket, "attachment.added", now, user, {"files": [a.filename for a in stored]},
+                         actor_label=user.display_name if user else ticket.requester_label)
     db.session.commit()
-    remember_tracked_ticket(ticket_id)
-    return reference, created.tracking_token
+    remember_tracked_ticket(created.ticket_id)
+    return created.reference, created.tracking_token
 
 
 @bp.route("/aide/merci/<reference>")

@@ -298,8 +298,11 @@ def _expand(fanout: Any) -> list[Notification]:
     the order things happened) and delete the row, in the caller's transaction."""
     ticket = fanout.ticket
     events = [e for e in ticket.events if e.id is not None and fanout.first_event_id <= e.id <= fanout.last_event_id]
-    ticket.new_tracking_token = fanout.tracking_token
-    added = enqueue_for_events(ticket, events, fanout.created_at)
+    ticket.new_tracking_token = fanout.tracking_token  # the receipt's secret link, for these events only
+    try:
+        added = enqueue_for_events(ticket, events, fanout.created_at)
+    finally:
+        ticket.new_tracking_token = None
     db.session.delete(fanout)
     return added
 

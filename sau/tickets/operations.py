@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import MANYTOONE
 
 from sau.auth import policy
 from sau.auth.models import User
@@ -85,15 +85,6 @@ def next_reference(now: datetime) -> str:
     return f"SAU-{year}-{number:06d}"
 
 
-_FANOUTS = "sau.new_ticket_fanouts"  # session.info: ticket created in this transaction → (fan-out row, its events)
-
-
-@sa.event.listens_for(Session, "after_commit")
-@sa.event.listens_for(Session, "after_rollback")
-def _forget_fanouts(session: Session) -> None:
-    session.info.pop(_FANOUTS, None)
-
-
 def _actor_label(actor: User | None) -> str:
     return actor.display_name if actor is not None else SYSTEM_LABEL
 
@@ -122,17 +113,11 @@ def record_event(
     ticket.events.append(event)
     ticket.updated_at = now
     if notify:
-        from sau.notify.operations import enqueue_for_event, enqueue_for_events, expand_fanouts_of
+        from sau.notify.operations import enqueue_for_event, expand_fanouts_of
 
         # A ticket whose creation's notifications are still to be worked out (sau.notify.models.NotificationFanout):
         # they are worked out now, so that they come first, in the order things happened.
-        pending = db.session.info.get(_FANOUTS, {}).pop(ticket, None)
-        if pending is not None:  # created in this transaction (an attachment, a security alert)
-            fanout, events = pending
-            enqueue_for_events(ticket, events, fanout.created_at)
-            db.session.delete(fanout)
-        else:  # created earlier, not yet seen by the dispatcher
-            expand_fanouts_of(ticket)
+        expand_fanouts_of(ticket)
         enqueue_for_event(ticket, event, now)  # the outbox rows share this transaction
     return event
 
@@ -191,8 +176,32 @@ class NewRequest:
 
 @dataclass(frozen=True)
 class Created:
-    ticket: Ticket
+    ticket_id: int
+    reference: str
     tracking_token: str | None  # given once to an anonymous requester
+    # The ticket as written, with its two events: a copy outside the session, for the creation's answer (the
+    # API's body) without reading the row back. Never change it: `ticket` is the session's object.
+    view: Ticket
+
+    @property
+    def ticket(self) -> Ticket:
+        """The ticket in the session (read on first use, in the creating transaction)."""
+        ticket = db.session.get(Ticket, self.ticket_id)
+        assert ticket is not None
+        return ticket
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    """The column values set on a transient ORM object, foreign keys of its many-to-one relationships included,
+    for a Core INSERT (the columns' own defaults fill the rest)."""
+    state = sa.inspect(obj)
+    row = {attr.columns[0].key: state.dict[attr.key] for attr in state.mapper.column_attrs if attr.key in state.dict}
+    for rel in state.mapper.relationships:
+        if rel.direction is MANYTOONE and rel.key in state.dict:
+            target = state.dict[rel.key]
+            for local, remote in rel.local_remote_pairs:
+                row[local.key] = getattr(target, remote.key) if target is not None else None
+    return row
 
 
 def create_request(req: NewRequest, requester: User | None, now: datetime) -> Created:
@@ -232,6 +241,8 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
     else:
         decision = route(routing_request, snap)
     token = secrets.token_urlsafe(24) if requester is None else None
+    # Built outside the session, then written with three INSERT statements (the ticket, its two events, the
+    # notification fan-out): the ORM's unit of work was a third of a submission's cost (issue 9).
     ticket = Ticket(
         reference=next_reference(now),
         kind=req.kind,
@@ -246,19 +257,17 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         subject=req.subject,
         description=req.description,
         page_url=req.page_url,
-        requester=requester,
+        requester_id=requester.id if requester is not None else None,
         requester_email=req.email if requester is None else (req.email or requester.email),
         tracking_token_hash=hash_token(token) if token else None,
         status=NOUVEAU,
         created_at=now,
         updated_at=now,
-        # A new ticket has no comment nor attachment: empty collections, so that reading them (the API's answer,
-        # the public timeline) does not query the database for what cannot be there.
+        version=1,
+        sla_paused=False,
         comments=[],
         attachments=[],
     )
-    ticket.new_tracking_token = token  # transient, never stored on the ticket: the receipt e-mail carries it
-    db.session.add(ticket)
     label = requester.display_name if requester else (req.email or "Demandeur")
     created = record_event(
         ticket,
@@ -285,16 +294,21 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         },
         notify=False,
     )
-    # A later notifying event in this transaction (an attachment, a security alert) expands it at once instead.
-    fanout = NotificationFanout(ticket=ticket, first_event=created, last_event=routed, tracking_token=token,
-                                created_at=now)
-    db.session.add(fanout)
-    db.session.info.setdefault(_FANOUTS, {})[ticket] = (fanout, [created, routed])
-    # The SLA fields are computed before the first flush, so the ticket is inserted once with them.
-    with db.session.no_autoflush:
-        ticket_sla.refresh(ticket, now, cal=snap.calendar, service=service)
-    db.session.flush()
-    return Created(ticket, token)
+    ticket_sla.refresh(ticket, now, cal=snap.calendar, service=service)
+    # Table-level statements with the values as parameters: compiled once per process, no ORM bookkeeping.
+    conn = db.session.connection()
+    tickets, events = Ticket.__table__, TicketEvent.__table__
+    ticket.id = conn.execute(sa.insert(tickets).returning(tickets.c.id), _row(ticket)).scalar_one()
+    created.id, routed.id = conn.execute(
+        sa.insert(events).returning(events.c.id, sort_by_parameter_order=True),
+        [_row(e) | {"ticket_id": ticket.id} for e in (created, routed)],
+    ).scalars().all()
+    # Its notifications are worked out by the dispatcher, or by the next notifying event of this ticket
+    # (record_event), whichever comes first.
+    conn.execute(sa.insert(NotificationFanout.__table__),
+                 {"ticket_id": ticket.id, "first_event_id": created.id, "last_event_id": routed.id,
+                  "tracking_token": token, "created_at": now})
+    return Created(ticket.id, ticket.reference, token, ticket)
 
 
 # --- agent actions ----------------------------------------------------------------------------
