@@ -34,7 +34,13 @@ class BaseConfig:
     ENV_NAME = "base"
     SECRET_KEY = _env("SECRET_KEY", "dev-secret-key-change-me")
     SQLALCHEMY_DATABASE_URI = _env("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'sau.sqlite3'}")
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": True}
+    # No `pool_pre_ping` round trip on every checkout: on PostgreSQL the app factory checks instead, without a
+    # round trip, that a pooled connection's socket has nothing to read (a server that restarted or ended the
+    # session has sent its FATAL message and closed it): such a connection is replaced before use
+    # (sau/__init__.py, _drop_closed_connections). A connection lost silently is met by the request's first
+    # statement: SQLAlchemy invalidates the pool and sau/resilience.py answers 503 + Retry-After. Set
+    # DB_POOL_PRE_PING=1 to ping anyway (e.g. behind a connection pooler that keeps client sockets open).
+    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": _env_bool("DB_POOL_PRE_PING", False)}
     # Public base URL used in every link sent outside the app (e-mails, webhooks, tracking links).
     PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
     # Uploads: attachments are stored on disk, outside the database.
@@ -56,7 +62,8 @@ class BaseConfig:
     WTF_CSRF_TIME_LIMIT = None  # bounded by the session lifetime instead
     DEV_LOGIN = False
     # Rate limits (Flask-Limiter syntax).
-    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "memory://")
+    # sau-memory:// is memory:// (per worker process) without a timer thread per hit (sau/extensions.py).
+    RATELIMIT_STORAGE_URI = _env("RATELIMIT_STORAGE_URI", "sau-memory://")
     RATELIMIT_HELP_FORM = _env("RATELIMIT_HELP_FORM", "20 per minute")
     RATELIMIT_SIGN_IN = _env("RATELIMIT_SIGN_IN", "10 per minute")
     RATELIMIT_ENABLED = True

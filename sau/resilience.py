@@ -5,9 +5,10 @@ work that committed.
   OperationalError / InterfaceError / pool timeout / invalidated connection, psycopg's own OperationalError /
   InterfaceError), also when wrapped (e.g. a PendingRollbackError caused by a dropped connection).
 * `unavailable_response()`: 503 + `Retry-After`, JSON `{"error": {"code": "service_unavailable", ...}}` on /api/,
-  a French HTML page elsewhere. The session is rolled back by the caller (sau.web's error handler); the pool
-  pings connections on checkout (`pool_pre_ping`, config.py), so the next request after a restart reconnects by
-  itself.
+  a French HTML page elsewhere. The session is rolled back by the caller (sau.web's error handler). After a
+  restart the next request reconnects by itself: on checkout the pool replaces a connection the server has closed
+  (sau/__init__.py, `_drop_closed_connections`, no round trip), and a disconnect met by a statement invalidates
+  the pool (SQLAlchemy).
 * A request whose view already committed is *accepted*: if the database goes away after the commit (while the
   answer is being built), a 503 would make the client submit again and create a duplicate. Such a request is
   answered `202 Accepted` with a message saying its work is recorded (`accepted_response()`). Commits made by

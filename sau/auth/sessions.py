@@ -102,8 +102,14 @@ def enforce_session_limits() -> None:
         return
     key = session.get(SESSION_KEY)
     if key:
-        row = db.session.scalar(sa.select(LoginSession).where(LoginSession.key_hash == _hash(str(key))))
-        if row is None or row.ended_at is not None:
+        # The account is read with its session row: Flask-Login's user loader (sau/web.py, `db.session.get`) then
+        # finds it in the identity map instead of running a second query.
+        found = db.session.execute(
+            sa.select(LoginSession.ended_at, User)
+            .join(User, User.id == LoginSession.user_id)
+            .where(LoginSession.key_hash == _hash(str(key)))
+        ).first()
+        if found is None or found.ended_at is not None:
             _expire("Vous avez été déconnecté par votre fournisseur d'identité.")
             return
     if now - seen_at >= SEEN_GRANULARITY_SECONDS:

@@ -50,7 +50,7 @@ def test_postgresql_restart_under_load(stack: Stack) -> None:
         figures = check_no_loss_no_duplicate(stack, load)
         assert figures["by_status"].get("503", 0) > 0, f"the outage was not met by any client: {figures}"
         assert during.get("503", 0) > 0
-        # Back by itself: the same gunicorn workers answer 201 again (pool_pre_ping drops the dead connections).
+        # Back by itself: the same gunicorn workers answer 201 again (the pool replaces the connections the server closed).
         assert node.proc.poll() is None and node.workers() == workers_before
         resets = sum(n for status, n in figures["by_status"].items() if status.startswith("reset:"))
         assert resets == 0, f"connections dropped instead of a 503: {figures['by_status']}"
