@@ -5,6 +5,7 @@ boundary) commits.
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -51,38 +52,58 @@ def hash_token(token: str) -> str:
 def next_reference(now: datetime) -> str:
     """Allocate the next reference of the year (Paris time), e.g. SAU-2026-000123.
 
-    The counter row is updated in place (`UPDATE … RETURNING`) so concurrent allocations serialise on it. On
-    PostgreSQL the allocation is its own short transaction: the row lock is held for that statement only, not
-    until the request's commit (which made every submission wait for the previous one's whole write and WAL
-    flush). A request that fails after this leaves a gap in the numbering. That transaction does not wait for
-    its WAL flush (`synchronous_commit = off`): a ticket using the number commits later with a synchronous flush,
-    which makes the earlier counter update durable too (WAL is flushed in order).
+    PostgreSQL: one statement (`INSERT … ON CONFLICT DO UPDATE … RETURNING`) on a connection of its own in
+    autocommit mode, so the counter row's lock is held for that statement only, not until the request's commit
+    (which made every submission wait for the previous one's whole write and WAL flush). That connection does not
+    wait for the WAL flush (`synchronous_commit = off`): the ticket using the number commits later with a
+    synchronous flush, which makes the counter's update durable too (WAL is flushed in order). A request that
+    fails after this leaves a gap in the numbering, never a number given twice.
     SQLite (one writer at a time anyway) keeps the allocation in the request's transaction.
     """
     year = now.astimezone(PARIS).year
-    stmt = (
+    if db.session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        stmt = insert(ReferenceCounter).values(year=year, last_number=1)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[ReferenceCounter.year], set_={"last_number": ReferenceCounter.last_number + 1}
+        ).returning(ReferenceCounter.last_number)
+        with _counter_engine().connect() as conn:
+            number = conn.execute(stmt).scalar_one()
+        return f"SAU-{year}-{number:06d}"
+    update = (
         sa.update(ReferenceCounter)
         .where(ReferenceCounter.year == year)
         .values(last_number=ReferenceCounter.last_number + 1)
         .returning(ReferenceCounter.last_number)
     )
-    if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
-            number = conn.execute(stmt).scalar()
-            if number is None:
-                conn.execute(insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
-                number = conn.execute(stmt).scalar_one()
-        return f"SAU-{year}-{number:06d}"
-    number = db.session.execute(stmt).scalar()
+    number = db.session.execute(update).scalar()
     if number is None:
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         db.session.execute(sqlite_insert(ReferenceCounter).values(year=year, last_number=0).on_conflict_do_nothing())
-        number = db.session.execute(stmt).scalar_one()
+        number = db.session.execute(update).scalar_one()
     return f"SAU-{year}-{number:06d}"
+
+
+_counter_engines: dict[tuple[int, str], sa.engine.Engine] = {}
+
+
+def _counter_engine() -> sa.engine.Engine:
+    """A small autocommit engine beside the app's, for the reference counter (PostgreSQL), one per process
+    (a forked worker makes its own) and database."""
+    url = db.engine.url
+    key = (os.getpid(), url.render_as_string(hide_password=False))
+    engine = _counter_engines.get(key)
+    if engine is None:
+        engine = _counter_engines[key] = sa.create_engine(
+            url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4, pool_recycle=3600,
+            connect_args={"options": "-c synchronous_commit=off"},
+        )
+        from sau import _check_socket  # a connection the server closed is replaced before use (sau/__init__.py)
+
+        sa.event.listen(engine, "checkout", _check_socket)
+    return engine
 
 
 def _actor_label(actor: User | None) -> str:
