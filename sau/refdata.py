@@ -34,6 +34,9 @@ class ReferenceDataVersion(db.Model):
     version: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
+_VERSION_SELECT = sa.select(ReferenceDataVersion.__table__.c.version).where(ReferenceDataVersion.__table__.c.id == 1)
+
+
 @dataclass(frozen=True)
 class OrgInfo:
     id: int
@@ -132,7 +135,13 @@ _snapshot: Snapshot | None = None
 
 
 def _version() -> int:
-    value = db.session.scalar(sa.select(ReferenceDataVersion.version).where(ReferenceDataVersion.id == 1))
+    if db.session.get_bind().dialect.name == "postgresql":
+        # The committed version, in one round trip outside the request's transaction (sau.autocommit).
+        from sau import autocommit
+
+        value = autocommit.fetch_value("SELECT version FROM reference_data_version WHERE id = 1")
+    else:
+        value = db.session.connection().execute(_VERSION_SELECT).scalar()
     return int(value or 0)
 
 

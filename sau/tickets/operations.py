@@ -4,8 +4,8 @@ boundary) commits.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
-import os
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -62,15 +62,9 @@ def next_reference(now: datetime) -> str:
     """
     year = now.astimezone(PARIS).year
     if db.session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sau import autocommit
 
-        stmt = insert(ReferenceCounter).values(year=year, last_number=1)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[ReferenceCounter.year], set_={"last_number": ReferenceCounter.last_number + 1}
-        ).returning(ReferenceCounter.last_number)
-        with _counter_engine().connect() as conn:
-            number = conn.execute(stmt).scalar_one()
-        return f"SAU-{year}-{number:06d}"
+        return f"SAU-{year}-{autocommit.fetch_value(_PG_NEXT_NUMBER, (year,)):06d}"
     update = (
         sa.update(ReferenceCounter)
         .where(ReferenceCounter.year == year)
@@ -86,24 +80,10 @@ def next_reference(now: datetime) -> str:
     return f"SAU-{year}-{number:06d}"
 
 
-_counter_engines: dict[tuple[int, str], sa.engine.Engine] = {}
-
-
-def _counter_engine() -> sa.engine.Engine:
-    """A small autocommit engine beside the app's, for the reference counter (PostgreSQL), one per process
-    (a forked worker makes its own) and database."""
-    url = db.engine.url
-    key = (os.getpid(), url.render_as_string(hide_password=False))
-    engine = _counter_engines.get(key)
-    if engine is None:
-        engine = _counter_engines[key] = sa.create_engine(
-            url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4, pool_recycle=3600,
-            connect_args={"options": "-c synchronous_commit=off"},
-        )
-        from sau import _check_socket  # a connection the server closed is replaced before use (sau/__init__.py)
-
-        sa.event.listen(engine, "checkout", _check_socket)
-    return engine
+_PG_NEXT_NUMBER = (
+    "INSERT INTO reference_counters (year, last_number) VALUES (%s, 1) "
+    "ON CONFLICT (year) DO UPDATE SET last_number = reference_counters.last_number + 1 RETURNING last_number"
+)
 
 
 def _actor_label(actor: User | None) -> str:
@@ -225,6 +205,16 @@ def _row(obj: Any) -> dict[str, Any]:
     return row
 
 
+@functools.cache
+def _creation_statements() -> tuple[Any, Any, Any]:
+    from sau.notify.models import NotificationFanout
+
+    tickets, events = Ticket.__table__, TicketEvent.__table__
+    return (sa.insert(tickets).returning(tickets.c.id),
+            sa.insert(events).returning(events.c.id, sort_by_parameter_order=True),
+            sa.insert(NotificationFanout.__table__))
+
+
 def create_request(req: NewRequest, requester: User | None, now: datetime) -> Created:
     """Create a help request, route it and log both; its notifications are worked out by the dispatcher
     (`NotificationFanout`). Raises ValidationFailed (e.g. a service without SAU).
@@ -233,7 +223,6 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
     the ticket is written with foreign keys only: the request reads nothing else, and writes the ticket, its two
     events and the fan-out row (issue 9)."""
     from sau import refdata
-    from sau.notify.models import NotificationFanout
 
     snap = refdata.current()
     service = snap.services_by_id[req.service.id]
@@ -316,19 +305,17 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         notify=False,
     )
     ticket_sla.refresh(ticket, now, cal=snap.calendar, service=service)
-    # Table-level statements with the values as parameters: compiled once per process, no ORM bookkeeping.
+    # Table-level statements built once, with the values as parameters: no ORM bookkeeping.
+    insert_ticket, insert_events, insert_fanout = _creation_statements()
     conn = db.session.connection()
-    tickets, events = Ticket.__table__, TicketEvent.__table__
-    ticket.id = conn.execute(sa.insert(tickets).returning(tickets.c.id), _row(ticket)).scalar_one()
+    ticket.id = conn.execute(insert_ticket, _row(ticket)).scalar_one()
     created.id, routed.id = conn.execute(
-        sa.insert(events).returning(events.c.id, sort_by_parameter_order=True),
-        [_row(e) | {"ticket_id": ticket.id} for e in (created, routed)],
+        insert_events, [_row(e) | {"ticket_id": ticket.id} for e in (created, routed)]
     ).scalars().all()
     # Its notifications are worked out by the dispatcher, or by the next notifying event of this ticket
     # (record_event), whichever comes first.
-    conn.execute(sa.insert(NotificationFanout.__table__),
-                 {"ticket_id": ticket.id, "first_event_id": created.id, "last_event_id": routed.id,
-                  "tracking_token": token, "created_at": now})
+    conn.execute(insert_fanout, {"ticket_id": ticket.id, "first_event_id": created.id, "last_event_id": routed.id,
+                                 "tracking_token": token, "created_at": now})
     return Created(ticket.id, ticket.reference, token, ticket)
 
 

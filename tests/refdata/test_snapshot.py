@@ -261,13 +261,25 @@ class _Statements:
 
 
 def _count_statements(app: Flask, call: Any) -> tuple[Any, _Statements]:
+    """Statements run by `call`: those of the app's engine, and on PostgreSQL those sent on a raw connection of the
+    autocommit engine (sau.autocommit: the version read and the reference counter)."""
+    from sau import autocommit
+
     with app.app_context():
         engine = db.engine
     statements = _Statements()
+    original = autocommit.fetch_value
+
+    def recording(sql: str, params: tuple[Any, ...] = ()) -> Any:
+        statements(None, None, sql, params, None, False)
+        return original(sql, params)
+
     sa.event.listen(engine, "before_cursor_execute", statements)
+    autocommit.fetch_value = recording  # type: ignore[assignment]
     try:
         response = call()
     finally:
+        autocommit.fetch_value = original  # type: ignore[assignment]
         sa.event.remove(engine, "before_cursor_execute", statements)
     return response, statements
 
