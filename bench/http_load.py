@@ -26,6 +26,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -165,11 +166,14 @@ def sau_env(url: str, workdir: Path) -> dict[str, str]:
     return env
 
 
-def start_sau(url: str, workers: int, workdir: Path) -> Server:
+def start_sau(url: str, workers: int, workdir: Path, worker_class: str = "sync", threads: int = 1) -> Server:
     port = free_port()
     env = sau_env(url, workdir)
     env.update({"WEB_CONCURRENCY": str(workers), "GUNICORN_BIND": f"127.0.0.1:{port}", "GUNICORN_ACCESSLOG": "",
-                "GUNICORN_LOGLEVEL": "warning"})
+                "GUNICORN_LOGLEVEL": "warning", "GUNICORN_WORKER_CLASS": worker_class,
+                # No worker recycling during a measurement: it would also hide the CPU of the replaced workers.
+                "GUNICORN_MAX_REQUESTS": "0",
+                "GUNICORN_THREADS": str(threads)})
     log = workdir / "sau-gunicorn.log"
     proc = subprocess.Popen([str(Path(sys.executable).parent / "gunicorn"), "-c", str(ROOT / "deploy/gunicorn.conf.py")],
                             cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
@@ -306,6 +310,28 @@ def _ms(text: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def cpu_seconds() -> dict[str, float]:
+    """CPU time (user + system) used so far by the processes of each kind on this machine: the server's workers
+    and master (gunicorn), PostgreSQL's backends, wrk, and everything else."""
+    hz = os.sysconf("SC_CLK_TCK")
+    totals: dict[str, float] = {"gunicorn": 0.0, "postgres": 0.0, "wrk": 0.0, "other": 0.0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2:].split()
+        used = (int(fields[11]) + int(fields[12])) / hz
+        kind = ("gunicorn" if "gunicorn" in cmd else "postgres" if comm.startswith("postgres") or "postgres" in cmd
+                else "wrk" if comm == "wrk" else "other")
+        totals[kind] += used
+    return totals
+
+
 def run_wrk(wrk: str, server: Server, name: str, lua: str, duration: int, connections: int,
             workdir: Path) -> Result:
     script = workdir / f"{server.name}-{re.sub(r'[^A-Za-z0-9]+', '-', name)}-{connections}.lua"
@@ -313,11 +339,17 @@ def run_wrk(wrk: str, server: Server, name: str, lua: str, duration: int, connec
     load = f"{loadavg()}; CPU index {cpu_index():.1f} ms"
     sampler = MemorySampler(server.proc.pid)
     sampler.start()
+    cpu_before = cpu_seconds()
+    wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--timeout", "30s", "--latency",
                           "-s", str(script), server.base], capture_output=True, text=True, check=True).stdout
     (workdir / f"{script.stem}.out").write_text(out)
     if os.environ.get("BENCH_VERBOSE"):
         print(out)
+    cpu_after = cpu_seconds()
+    wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk has exited: its CPU is a child's
+    cpu_after["wrk"] = cpu_before["wrk"] + (wrk_after.ru_utime + wrk_after.ru_stime
+                                            - wrk_before.ru_utime - wrk_before.ru_stime)
     rss, pss = sampler.stop()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     # The latency distribution lines ("     50%   12.34ms"), not the "+/- Stdev" percentages.
@@ -328,9 +360,14 @@ def run_wrk(wrk: str, server: Server, name: str, lua: str, duration: int, connec
     sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     errors = (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in sock.groups()) if sock else 0)
     result = Result(name, server.name, rps, p50, p99, total, errors, rss / 1024, pss / 1024, load, connections)
+    # CPU per request by kind of process (ms): steadier than req/s on a shared machine, and it says where the
+    # machine's time goes (wrk's own requests are counted: total includes the load generator).
+    per_request = {k: 1000 * (cpu_after[k] - cpu_before[k]) / max(total, 1) for k in cpu_after}
+    result.extra["cpu_ms_per_request"] = per_request
+    cpu = ", ".join(f"{k} {v:.2f}" for k, v in per_request.items())
     print(f"[{server.name}] {name}: {rps:.1f} req/s, p50 {p50:.1f} ms, p99 {p99:.1f} ms, {total} requests, "
-          f"{errors} errors, max RSS/worker {rss / 1024:.0f} MB (PSS {pss / 1024:.0f} MB), load before {load}",
-          flush=True)
+          f"{errors} errors, max RSS/worker {rss / 1024:.0f} MB (PSS {pss / 1024:.0f} MB), load before {load}; "
+          f"CPU ms/request: {cpu}", flush=True)
     return result
 
 
@@ -391,7 +428,7 @@ def count_rows(url: str, sql: str) -> int:
 
 def run_sau(args: argparse.Namespace, url: str, wrk: str, workdir: Path) -> list[Result]:
     results = []
-    server = start_sau(url, args.workers, workdir)
+    server = start_sau(url, args.workers, workdir, args.worker_class, args.threads)
     try:
         if "form" in args.only:
             sessions = sau_form_sessions(server, 16)
@@ -413,6 +450,9 @@ def run_sau(args: argparse.Namespace, url: str, wrk: str, workdir: Path) -> list
                         args.duration, args.connections, workdir)
             r.extra["tickets_created"] = count_rows(url, "SELECT count(*) FROM tickets") - before
             results.append(r)
+        if "healthz" in args.only:  # the app's floor: one request through every hook, one `SELECT 1`
+            results.append(run_wrk(wrk, server, "GET /healthz", lua_get(["/healthz"], ""), args.duration,
+                                   args.connections, workdir))
         if "queue" in args.only:
             cookie = sau_agent_cookie(url, workdir, args.agent_email)
             status, _, body, _ = http_get(server.port, "/agent/", cookie)
@@ -502,6 +542,9 @@ def main() -> None:
     parser.add_argument("--agent-email", default="alice.dupont@grandlyon.example")
     parser.add_argument("--only", default="form,api,queue", type=lambda s: set(s.split(",")))
     parser.add_argument("--skip-sau", action="store_true")
+    parser.add_argument("--no-peer", action="store_true", help="do not run django-helpdesk even if installed")
+    parser.add_argument("--worker-class", default="sync", help="gunicorn worker class for SAU (sync, gthread)")
+    parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread)")
     args = parser.parse_args()
     wrk = ensure_wrk()
     workdir = Path(tempfile.mkdtemp(prefix="sau-bench-"))
@@ -516,12 +559,13 @@ def main() -> None:
                                             "synchronous_commit": "on", "full_page_writes": "on", "random_page_cost": "1.1"})
         url = cluster.start()
         print(generate(url, args.tickets, 24, seed=7, open_share=0.1), flush=True)
-        if args.peer_url is None and (PEER_DIR / ".venv/bin/python").exists():
+        if args.peer_url is None and not args.no_peer and (PEER_DIR / ".venv/bin/python").exists():
             args.peer_url = cluster.create_database("peer").replace("+psycopg", "")
             subprocess.run([str(PEER_DIR / ".venv/bin/python"), str(PEER_DIR / "seed.py"), "--tickets",
                             str(args.tickets)], check=True, env=dict(os.environ, PEER_DATABASE_URL=args.peer_url))
     try:
-        print(f"workers per server: {args.workers}; wrk -t1 -c{args.connections} -d{args.duration}s; "
+        print(f"SAU gunicorn worker class {args.worker_class}, {args.threads} thread(s) per worker; "
+              f"workers per server: {args.workers}; wrk -t1 -c{args.connections} -d{args.duration}s; "
               f"load average {loadavg()}; CPU index {cpu_index():.1f} ms", flush=True)
         results = [] if args.skip_sau else run_sau(args, url, wrk, workdir)
         if args.peer_url:
