@@ -108,20 +108,20 @@ def _deactivate_partenaire_rule(app: Flask, login_as: Any) -> None:
     assert _admin_post(login_as, f"/admin/routage/{rule_id}/desactiver", {}).status_code == 303
 
 
-def _end_ecully_toodego_subscription(app: Flask, login_as: Any) -> None:
+def _end_ecully_subscription(app: Flask, login_as: Any, service: str = "toodego") -> None:
+    """End Écully's adhésion to `service` yesterday, through the admin page: no offer on the frozen date any more."""
     with app.app_context():
         sub_id = db.session.scalar(
             sa.select(Subscription.id).join(Organisation, Subscription.organisation_id == Organisation.id)
             .join(Service, Subscription.service_id == Service.id)
-            .where(Organisation.code == "69081", Service.code == "toodego"))
-    # Ended yesterday: Écully has no Toodego offer on the frozen date any more.
+            .where(Organisation.code == "69081", Service.code == service))
     response = _admin_post(login_as, f"/admin/adhesions/{sub_id}/terminer", {"end-ends_on": "2026-03-09"})
     assert response.status_code == 303, response.get_data(as_text=True)
 
 
 ADMIN_CHANGES = {
     "deactivate-routing-rule": _deactivate_partenaire_rule,
-    "end-subscription": _end_ecully_toodego_subscription,
+    "end-subscription": _end_ecully_subscription,
 }
 
 
@@ -364,13 +364,7 @@ def test_a_school_is_offered_while_its_commune_subscribes(app, login_as):
     response = app.test_client().post(API, json=payload)
     assert response.status_code == 201, response.get_data(as_text=True)
     assert response.get_json()["school"]["uai"] == "0690900A"
-    with app.app_context():
-        sub_id = db.session.scalar(
-            sa.select(Subscription.id).join(Organisation, Subscription.organisation_id == Organisation.id)
-            .join(Service, Subscription.service_id == Service.id)
-            .where(Organisation.code == "69081", Service.code == "laclasse"))
-    response = _admin_post(login_as, f"/admin/adhesions/{sub_id}/terminer", {"end-ends_on": "2026-03-09"})
-    assert response.status_code == 303
+    _end_ecully_subscription(app, login_as, "laclasse")
     response = app.test_client().post(API, json=payload)
     assert response.status_code == 422
     assert response.get_json()["error"]["fields"]["school"] == "Établissement inconnu pour ce service."
