@@ -2,8 +2,8 @@
 trip (sau/__init__.py), the session interface (sau/web.py), the security headers, Flask's ensure_sync."""
 from __future__ import annotations
 
+import select
 import socket
-import time
 from typing import Any
 
 import pytest
@@ -67,10 +67,14 @@ def test_postgresql_session_ended_by_the_server_is_not_an_outage(app: Flask, cli
         db.engine.dispose()  # the pool holds only the connection made below
         pooled, other = db.engine.connect(), db.engine.connect()
         before = pooled.scalar(sa.text("SELECT pg_backend_pid()"))
+        raw = pooled.connection.dbapi_connection  # the psycopg connection that goes back to the pool
         pooled.close()  # back to the pool
         other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": before})
         other.invalidate()  # not pooled: the next checkout gets the terminated one
-        time.sleep(0.2)  # the FATAL message reaches the pooled socket
+        # Until the FATAL message reaches the pooled socket (the server writes it as the session ends).
+        poller = select.poll()
+        poller.register(raw.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+        assert poller.poll(10_000), "the server did not end the session within 10 s"
     response = client.get("/healthz")
     assert response.status_code == 200, response.get_data(as_text=True)
     with app.app_context():
