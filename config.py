@@ -93,6 +93,8 @@ class BaseConfig:
     NOTIFY_BACKOFF_MAX_SECONDS = _env_int("NOTIFY_BACKOFF_MAX_SECONDS", 6 * 3600)
     NOTIFY_BATCH_SIZE = _env_int("NOTIFY_BATCH_SIZE", 500)
     NOTIFY_DISPATCH_SECONDS = _env_int("NOTIFY_DISPATCH_SECONDS", 30)
+    # How often new requests' notifications are worked out (sau.notify.models.NotificationFanout), in seconds.
+    NOTIFY_FANOUT_SECONDS = _env_int("NOTIFY_FANOUT_SECONDS", 5)
     NOTIFY_WEBHOOK_TIMEOUT = _env_int("NOTIFY_WEBHOOK_TIMEOUT", 10)
     # OpenID Connect (usagers; agents may use a second provider with the OIDC_AGENTS_ prefix).
     OIDC_ISSUER = _env("OIDC_ISSUER")

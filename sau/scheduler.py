@@ -47,6 +47,13 @@ def run_notify_dispatch(app: Flask) -> None:
     _run_job(app, "notification dispatch", dispatch_due)
 
 
+def run_notify_fanout(app: Flask) -> None:
+    from sau.notify.operations import expand_fanouts
+
+    budget = float(app.config.get("NOTIFY_FANOUT_SECONDS", 5))
+    _run_job(app, "notification fan-out", lambda _now: expand_fanouts(limit=1_000_000, seconds=budget))
+
+
 def run_auto_close(app: Flask) -> None:
     from sau.tickets.jobs import close_resolved_after_window
 
@@ -92,6 +99,13 @@ def build_scheduler(app: Flask, *, blocking: bool = False) -> Any:
     scheduler.add_job(
         run_notify_dispatch, "interval", args=[app], id="notify-dispatch",
         seconds=app.config.get("NOTIFY_DISPATCH_SECONDS", 30), coalesce=True, max_instances=1,
+        misfire_grace_time=None, next_run_time=datetime.now(UTC),
+    )
+    # New requests' notifications (sau.notify.models.NotificationFanout), apart from the deliveries so that a rush
+    # of requests gets its in-app notifications within seconds; each run works for at most its interval.
+    scheduler.add_job(
+        run_notify_fanout, "interval", args=[app], id="notify-fanout",
+        seconds=app.config.get("NOTIFY_FANOUT_SECONDS", 5), coalesce=True, max_instances=1,
         misfire_grace_time=None, next_run_time=datetime.now(UTC),
     )
     scheduler.add_job(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -293,18 +294,27 @@ def _locked_fanouts(stmt: Any, *, skip_locked: bool) -> list[Any]:
     return list(db.session.scalars(stmt))
 
 
-def _expand(fanout: Any) -> list[Notification]:
-    """Enqueue the notifications of a fan-out row's events (dated at the events' time, so they are delivered in
-    the order things happened) and delete the row, in the caller's transaction."""
-    ticket = fanout.ticket
-    events = [e for e in ticket.events if e.id is not None and fanout.first_event_id <= e.id <= fanout.last_event_id]
-    ticket.new_tracking_token = fanout.tracking_token  # the receipt's secret link, for these events only
+def _expand(fanout: Any) -> bool:
+    """Claim a fan-out row (delete it) and enqueue the notifications of its events, dated at the events' time so
+    that they are delivered in the order things happened, in the caller's transaction. False when another
+    dispatcher or request claimed it first (the row was gone): nothing is enqueued. The DELETE comes first, so the
+    claim holds the row (PostgreSQL) or the database (SQLite) until the caller's commit."""
+    from sau.notify.models import NotificationFanout
+
+    table = NotificationFanout.__table__
+    ticket, first, last, token, at = (fanout.ticket, fanout.first_event_id, fanout.last_event_id,
+                                      fanout.tracking_token, fanout.created_at)
+    claimed = db.session.connection().execute(sa.delete(table).where(table.c.id == fanout.id)).rowcount
+    db.session.expunge(fanout)
+    if claimed != 1:
+        return False
+    events = [e for e in ticket.events if e.id is not None and first <= e.id <= last]
+    ticket.new_tracking_token = token  # the receipt's secret link, for these events only
     try:
-        added = enqueue_for_events(ticket, events, fanout.created_at)
+        enqueue_for_events(ticket, events, at)
     finally:
         ticket.new_tracking_token = None
-    db.session.delete(fanout)
-    return added
+    return True
 
 
 def expand_fanouts_of(ticket: Ticket) -> None:
@@ -318,8 +328,7 @@ def expand_fanouts_of(ticket: Ticket) -> None:
         rows = _locked_fanouts(sa.select(NotificationFanout).where(NotificationFanout.ticket_id == ticket.id)
                                .order_by(NotificationFanout.id), skip_locked=False)
         for fanout in rows:
-            if fanout not in db.session.deleted:
-                _expand(fanout)
+            _expand(fanout)
 
 
 def expand_all_fanouts() -> int:
@@ -328,21 +337,23 @@ def expand_all_fanouts() -> int:
     from sau.notify.models import NotificationFanout
 
     rows = _locked_fanouts(sa.select(NotificationFanout).order_by(NotificationFanout.id), skip_locked=False)
-    for fanout in rows:
-        _expand(fanout)
-    return len(rows)
+    return sum(_expand(fanout) for fanout in rows)
 
 
-def expand_fanouts(limit: int = 500) -> int:
-    """The dispatcher's step: turn pending `NotificationFanout` rows (new requests) into notifications, each in
-    its own transaction with the row's deletion: a row is expanded exactly once, even with several dispatchers
-    (PostgreSQL: the row is locked, and a dispatcher skips the rows another one holds). Returns how many rows were
-    expanded; a row that fails is logged and retried at the next dispatch."""
+def expand_fanouts(limit: int = 500, *, seconds: float | None = None) -> int:
+    """Turn pending `NotificationFanout` rows (new requests) into notifications, oldest first, each in its own
+    transaction with the row's deletion: a row is expanded exactly once, even with several dispatchers
+    (PostgreSQL: the row is locked, and a dispatcher skips the rows another one holds). Stops after `limit` rows
+    or `seconds` (wall clock), whichever comes first. Returns how many rows were expanded; a row that fails is
+    logged and retried at the next run. Run by the dispatcher before it delivers, and by the scheduler's
+    `notify-fanout` job every NOTIFY_FANOUT_SECONDS (a rush of requests is expanded without waiting for the
+    deliveries)."""
     from sau.notify.models import NotificationFanout
 
     done = 0
     failed: set[int] = set()
-    while done + len(failed) < limit:
+    deadline = time.monotonic() + seconds if seconds is not None else None
+    while done + len(failed) < limit and (deadline is None or time.monotonic() < deadline):
         stmt = sa.select(NotificationFanout).order_by(NotificationFanout.id).limit(1)
         if failed:
             stmt = stmt.where(NotificationFanout.id.not_in(failed))
@@ -352,9 +363,11 @@ def expand_fanouts(limit: int = 500) -> int:
             break
         fanout_id = found[0].id
         try:
-            _expand(found[0])
-            db.session.commit()
-            done += 1
+            if _expand(found[0]):
+                db.session.commit()
+                done += 1
+            else:  # another dispatcher had it (SQLite: no row locks, the DELETE decides)
+                db.session.rollback()
         except Exception:
             db.session.rollback()
             log.exception("notification fan-out %s failed; retried at the next dispatch", fanout_id)

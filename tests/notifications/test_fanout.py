@@ -440,3 +440,50 @@ def test_two_dispatchers_at_once_expand_each_row_once(app, make_request):
             .join(Notification, Notification.ticket_id == Ticket.id).group_by(Ticket.reference)).all())
     assert receipts == {reference: 1 for reference in references}
     assert len(set(per_ticket.values())) == 1 and set(per_ticket) == set(references)  # same fan-out for each
+
+
+# --- the scheduler's fan-out job, its time budget, a row claimed elsewhere -------------------------------------
+
+
+def test_the_scheduler_expands_fan_outs_on_its_own_job(app):
+    from sau.scheduler import build_scheduler
+
+    jobs = {job.id: job for job in build_scheduler(app).get_jobs()}
+    assert "notify-fanout" in jobs
+    assert jobs["notify-fanout"].trigger.interval == timedelta(seconds=app.config["NOTIFY_FANOUT_SECONDS"])
+    assert app.config["NOTIFY_FANOUT_SECONDS"] < app.config["NOTIFY_DISPATCH_SECONDS"]
+
+
+def test_an_exhausted_time_budget_expands_nothing_and_the_next_run_does(app, make_request):
+    from sau.extensions import db
+    from sau.notify.operations import expand_fanouts
+
+    references = [make_request(), make_request()]
+    with app.app_context():
+        assert expand_fanouts(seconds=0) == 0  # the budget is spent before the first row
+        db.session.remove()
+    assert [ref for ref, _token in _fanouts(app)] == references
+    with app.app_context():
+        assert expand_fanouts(seconds=60) == 2
+        db.session.remove()
+    assert _fanouts(app) == []
+    assert {row["kind"] for row in _outbox(app, references[0])} >= {"request_received", "new_ticket"}
+
+
+def test_a_row_claimed_by_another_dispatcher_first_enqueues_nothing_here(app, make_request):
+    """The DELETE decides who expands a row (SQLite has no row locks): a dispatcher that loaded the row but finds
+    it gone when it claims it enqueues nothing."""
+    from sau.extensions import db
+    from sau.notify.models import NotificationFanout
+    from sau.notify.operations import _expand
+
+    reference = make_request()
+    with app.app_context():
+        fanout = db.session.scalars(sa.select(NotificationFanout)).one()
+        with db.engine.begin() as other:  # another dispatcher claims it and commits
+            other.execute(sa.delete(NotificationFanout.__table__).where(NotificationFanout.__table__.c.id == fanout.id))
+        assert _expand(fanout) is False
+        db.session.commit()
+        db.session.remove()
+    assert _outbox(app, reference) == []
+    assert _fanouts(app) == []
