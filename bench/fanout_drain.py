@@ -18,6 +18,7 @@ from bench.common import cpu_model
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--cprofile", help="write a cProfile of the drain to this file")
     args = parser.parse_args()
 
     import sqlalchemy as sa
@@ -59,6 +60,12 @@ def main() -> None:
             pending = db.session.scalar(sa.select(sa.func.count()).select_from(NotificationFanout))
             db.session.remove()
         with app.app_context():
+            profiler = None
+            if args.cprofile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             started = time.perf_counter()
             expanded = 0
             while True:
@@ -67,6 +74,9 @@ def main() -> None:
                 if done == 0:
                     break
             drain_s = time.perf_counter() - started
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(args.cprofile)
             notifications = db.session.scalar(sa.select(sa.func.count()).select_from(Notification))
             left = db.session.scalar(sa.select(sa.func.count()).select_from(NotificationFanout))
         print(f"CPU: {cpu_model()}")

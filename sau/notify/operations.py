@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import selectinload
 
 from notifications.render import render_subject
 from sau.auth.models import ROLE_AGENT, ROLE_MANAGER, ROLE_REFERENT, Membership, User
@@ -340,12 +341,13 @@ def expand_all_fanouts() -> int:
     return sum(_expand(fanout) for fanout in rows)
 
 
-def expand_fanouts(limit: int = 500, *, seconds: float | None = None) -> int:
-    """Turn pending `NotificationFanout` rows (new requests) into notifications, oldest first, each in its own
-    transaction with the row's deletion: a row is expanded exactly once, even with several dispatchers
-    (PostgreSQL: the row is locked, and a dispatcher skips the rows another one holds). Stops after `limit` rows
-    or `seconds` (wall clock), whichever comes first. Returns how many rows were expanded; a row that fails is
-    logged and retried at the next run. Run by the dispatcher before it delivers, and by the scheduler's
+def expand_fanouts(limit: int = 500, *, seconds: float | None = None, batch: int = 50) -> int:
+    """Turn pending `NotificationFanout` rows (new requests) into notifications, oldest first, `batch` rows per
+    transaction, each row claimed with its deletion: a row is expanded exactly once, even with several
+    dispatchers (PostgreSQL: the rows are locked, and a dispatcher skips the rows another one holds). Stops after
+    `limit` rows or `seconds` (wall clock), whichever comes first. Returns how many rows were expanded. When a
+    batch fails, the run goes on one row per transaction: the failing row is logged, left in place and retried at
+    the next run, the others are expanded. Run by the dispatcher before it delivers, and by the scheduler's
     `notify-fanout` job every NOTIFY_FANOUT_SECONDS (a rush of requests is expanded without waiting for the
     deliveries)."""
     from sau.notify.models import NotificationFanout
@@ -354,24 +356,33 @@ def expand_fanouts(limit: int = 500, *, seconds: float | None = None) -> int:
     failed: set[int] = set()
     deadline = time.monotonic() + seconds if seconds is not None else None
     while done + len(failed) < limit and (deadline is None or time.monotonic() < deadline):
-        stmt = sa.select(NotificationFanout).order_by(NotificationFanout.id).limit(1)
+        # The batch's tickets, their logs and what the messages name are loaded in a few queries, not per ticket.
+        stmt = sa.select(NotificationFanout).order_by(NotificationFanout.id).options(
+            selectinload(NotificationFanout.ticket).selectinload(Ticket.events),
+            *(selectinload(NotificationFanout.ticket).selectinload(rel) for rel in (
+                Ticket.service, Ticket.organisation, Ticket.commune, Ticket.school, Ticket.requester,
+                Ticket.assignee)),
+        )
+        stmt = stmt.limit(min(batch, limit - done - len(failed)))
         if failed:
             stmt = stmt.where(NotificationFanout.id.not_in(failed))
         found = _locked_fanouts(stmt, skip_locked=True)
         if not found:
             db.session.rollback()
             break
-        fanout_id = found[0].id
+        ids = [f.id for f in found]
         try:
-            if _expand(found[0]):
-                db.session.commit()
-                done += 1
-            else:  # another dispatcher had it (SQLite: no row locks, the DELETE decides)
-                db.session.rollback()
+            with db.session.no_autoflush:  # one flush for the batch, at the commit
+                claimed = sum(_expand(f) for f in found)  # a row claimed first by another dispatcher counts 0
+            db.session.commit()
+            done += claimed
         except Exception:
             db.session.rollback()
-            log.exception("notification fan-out %s failed; retried at the next dispatch", fanout_id)
-            failed.add(fanout_id)
+            if len(ids) > 1:
+                batch = 1  # find the row that fails, expand the others
+                continue
+            log.exception("notification fan-out %s failed; retried at the next run", ids[0])
+            failed.add(ids[0])
     return done
 
 
