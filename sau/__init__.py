@@ -96,13 +96,17 @@ def _drop_closed_connections() -> None:
     pool discard the connection and hand out a new one (if the server is still down, the new connect fails:
     sau/resilience.py answers 503). A false alarm only costs a reconnection.
     """
+    for engine in db.engines.values():
+        replace_closed_connections(engine)
+
+
+def replace_closed_connections(engine: Any) -> None:
+    """Install the check of `_drop_closed_connections` on one engine (PostgreSQL with psycopg; once)."""
     import sqlalchemy as sa
 
-    for engine in db.engines.values():
-        if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
-            continue
-        if sa.event.contains(engine, "checkout", _check_socket):
-            continue
+    if engine.dialect.name != "postgresql" or engine.dialect.driver != "psycopg":
+        return
+    if not sa.event.contains(engine, "checkout", _check_socket):
         sa.event.listen(engine, "checkout", _check_socket)
 
 

@@ -28,9 +28,9 @@ def engine() -> sa.engine.Engine:
             url, isolation_level="AUTOCOMMIT", pool_size=1, max_overflow=4, pool_recycle=3600,
             connect_args={"options": "-c synchronous_commit=off"},
         )
-        from sau import _check_socket  # a connection the server closed is replaced before use (sau/__init__.py)
+        from sau import replace_closed_connections  # as the app's engine (sau/__init__.py)
 
-        sa.event.listen(found, "checkout", _check_socket)
+        replace_closed_connections(found)
     return found
 
 

@@ -222,15 +222,12 @@ def bump() -> None:
 
 
 def _bump(session: Session) -> None:
-    global _snapshot
     session.info[_BUMPED] = True
     updated = session.execute(sa.update(ReferenceDataVersion).where(ReferenceDataVersion.id == 1)
                               .values(version=ReferenceDataVersion.version + 1))
     if not updated.rowcount:  # type: ignore[attr-defined]
         session.execute(sa.insert(ReferenceDataVersion).values(id=1, version=1))
-    _snapshot = None  # this process rebuilds at its next read, even before the commit is visible to it
-    if has_request_context():
-        g.pop(_G_KEY, None)
+    _forget()  # this process rebuilds at its next read, even before the commit is visible to it
 
 
 def _reference_classes() -> tuple[type, ...]:
@@ -256,8 +253,13 @@ def _bump_on_change(session: Session, _context: Any, _instances: Any) -> None:
 @event.listens_for(Session, "after_commit")
 @event.listens_for(Session, "after_rollback")
 def _transaction_ended(session: Session) -> None:
-    global _snapshot
     if session.info.pop(_BUMPED, None):
-        _snapshot = None
-        if has_request_context():
-            g.pop(_G_KEY, None)
+        _forget()
+
+
+def _forget() -> None:
+    """Drop this process's snapshot, and the current request's: the next read rebuilds it."""
+    global _snapshot
+    _snapshot = None
+    if has_request_context():
+        g.pop(_G_KEY, None)
