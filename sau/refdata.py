@@ -9,12 +9,20 @@ a number that any flush touching one of these tables increments in the same tran
 `current()` reads that number — one primary-key read — and rebuilds the snapshot when it moved. A change is
 therefore seen by every process from the first request that starts after its commit, never later.
 Writes that bypass the ORM unit of work (`sa.update(Service)…`) must call `bump()` themselves.
+
+Optimistic views (`@optimistic`: the public help form) skip that read: they work on the process's snapshot as it
+is, and check its number where it matters instead. A new request written in one statement checks it in that
+statement (sau.tickets.operations, `_creation_sql_pg`): no round trip at all. Any other write checks it first
+(`verify()`), and so does any answer that wrote nothing (an error page, a refusal). A snapshot found older is
+dropped and the view runs again from the start on a fresh one: no answer ever rests on outdated reference data.
 """
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
+from functools import wraps
 from typing import Any
 
 import sqlalchemy as sa
@@ -129,7 +137,13 @@ class Snapshot:
 
 
 _G_KEY = "sau_refdata"
+_G_OPTIMISTIC = "sau_refdata_optimistic"  # the request may use the process's snapshot unverified
+_G_UNVERIFIED = "sau_refdata_unverified"  # the request's snapshot was taken without reading the version
 _BUMPED = "sau.refdata_bumped"  # session.info: this transaction changed the reference data
+
+
+class StaleSnapshot(Exception):
+    """The request worked on a snapshot older than the committed reference data (an optimistic view reruns)."""
 _lock = threading.Lock()
 _snapshot: Snapshot | None = None
 
@@ -151,9 +165,70 @@ def current() -> Snapshot:
     if has_request_context():
         snap = g.get(_G_KEY)
         if snap is None:
-            snap = g.setdefault(_G_KEY, _current())
+            cached = _snapshot
+            if g.get(_G_OPTIMISTIC) and cached is not None and not db.session.info.get(_BUMPED):
+                setattr(g, _G_UNVERIFIED, True)  # checked by the write, or before answering (`optimistic`)
+                snap = g.setdefault(_G_KEY, cached)
+            else:
+                snap = g.setdefault(_G_KEY, _current())
         return snap
     return _current()
+
+
+def unverified_version() -> int | None:
+    """The version of the request's snapshot if it was taken without reading the database's (an optimistic view),
+    else None."""
+    if has_request_context() and g.get(_G_UNVERIFIED):
+        return int(g.get(_G_KEY).version)
+    return None
+
+
+def confirm(matched: bool) -> None:
+    """The outcome of a write that checked the request's snapshot itself (its version was a condition of the
+    statement): it matched, or it did not and nothing was written (raises StaleSnapshot)."""
+    if not matched:
+        _forget()
+        raise StaleSnapshot
+    if has_request_context():
+        g.pop(_G_UNVERIFIED, None)
+
+
+def verify() -> None:
+    """Check the request's snapshot against the database's version if it was taken unverified (one read); raises
+    StaleSnapshot if it is older. A no-op otherwise."""
+    expected = unverified_version()
+    if expected is not None:
+        confirm(_version() == expected)
+
+
+def optimistic(view: Callable[..., Any]) -> Callable[..., Any]:
+    """Let `view` work on the process's snapshot without reading the version first (see the module's docstring).
+    Its writes check the snapshot (create_request); an answer that did not is checked before it leaves. A stale
+    snapshot reruns the view once, from the start, on a fresh snapshot (its transaction rolled back)."""
+
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from sau.resilience import is_database_unavailable
+
+        setattr(g, _G_OPTIMISTIC, True)
+        try:
+            try:
+                response = view(*args, **kwargs)
+            except StaleSnapshot:
+                raise
+            except Exception as exc:
+                if not is_database_unavailable(exc):
+                    verify()  # the error answers from this snapshot too
+                raise
+            verify()
+            return response
+        except StaleSnapshot:
+            db.session.rollback()
+            for key in (_G_OPTIMISTIC, _G_UNVERIFIED, _G_KEY):
+                g.pop(key, None)
+            return view(*args, **kwargs)
+
+    return wrapper
 
 
 def _current() -> Snapshot:

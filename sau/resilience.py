@@ -96,9 +96,14 @@ def database_error_response(exc: BaseException, wants_json: bool) -> Response:
     return unavailable_response(wants_json)
 
 
-def _after_commit(_session: Any) -> None:
+def note_commit() -> None:
+    """A commit made outside the session (a statement that is its own transaction) by the request's view."""
     if has_request_context() and g.get(_VIEW_STARTED):
         setattr(g, _COMMITTED, True)
+
+
+def _after_commit(_session: Any) -> None:
+    note_commit()
 
 
 def init_app(app: Flask) -> None:

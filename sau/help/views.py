@@ -52,6 +52,7 @@ def _fill_choices(form: HelpRequestForm, service: Any, on: Any) -> None:
 
 @bp.route("/aide", methods=["GET", "POST"])
 @limiter.limit(_help_limit, methods=["POST"])
+@refdata.optimistic  # no version read: the request's write checks the snapshot (issue 9)
 def help_form() -> Any:
     code = request.values.get("service", "")
     snap = refdata.current()
@@ -118,14 +119,15 @@ def _submit(form: HelpRequestForm, service: refdata.ServiceInfo, now: Any,
             category=category, commune=commune, school=school, email=(form.email.data or "").strip() or None,
             page_url=(form.page_url.data or "").strip() or None,
         ),
-        user, now,
+        user, now, standalone=not uploads,
     )
     if uploads:
         ticket = created.ticket
         stored = att.store(ticket, uploads, now)
         ops.record_event(ticket, "attachment.added", now, user, {"files": [a.filename for a in stored]},
                          actor_label=user.display_name if user else ticket.requester_label)
-    db.session.commit()
+    if db.session().in_transaction():  # else nothing to commit: a standalone creation is committed already
+        db.session.commit()
     remember_tracked_ticket(created.ticket_id)
     return created.reference, created.tracking_token
 

@@ -215,9 +215,13 @@ def _creation_statements() -> tuple[Any, Any, Any]:
             sa.insert(NotificationFanout.__table__))
 
 
-def create_request(req: NewRequest, requester: User | None, now: datetime) -> Created:
+def create_request(req: NewRequest, requester: User | None, now: datetime, *, standalone: bool = False) -> Created:
     """Create a help request, route it and log both; its notifications are worked out by the dispatcher
     (`NotificationFanout`). Raises ValidationFailed (e.g. a service without SAU).
+
+    `standalone=True`, for a caller with nothing else to write with the request: on PostgreSQL it is committed at
+    once, on its own (one statement on a connection of its own), whatever the session's transaction does
+    afterwards; elsewhere it stays in the session's transaction, which the caller commits.
 
     The reference data (service, commune, subscriptions, rules, calendar) comes from the per-process snapshot and
     the ticket is written with foreign keys only: the request reads nothing else, and writes the ticket, its two
@@ -251,10 +255,14 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
     else:
         decision = route(routing_request, snap)
     token = secrets.token_urlsafe(24) if requester is None else None
-    # Built outside the session, then written with three INSERT statements (the ticket, its two events, the
-    # notification fan-out): the ORM's unit of work was a third of a submission's cost (issue 9).
+    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    if not (postgresql and standalone):
+        refdata.verify()  # an optimistic view's snapshot (sau.refdata), checked before anything is written
+    # Built outside the session, then written with table-level statements (the ticket, its two events, the
+    # notification fan-out): the ORM's unit of work was a third of a submission's cost (issue 9). A standalone
+    # creation on PostgreSQL takes its number in the same statement (`_creation_sql_pg`).
     ticket = Ticket(
-        reference=next_reference(now),
+        reference="" if postgresql and standalone else next_reference(now),
         kind=req.kind,
         service_id=service.id,
         category_id=req.category.id if req.category else None,
@@ -305,6 +313,15 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
         notify=False,
     )
     ticket_sla.refresh(ticket, now, cal=snap.calendar, service=service)
+    # Its notifications are worked out by the dispatcher, or by the next notifying event of this ticket
+    # (record_event), whichever comes first.
+    fanout = {"tracking_token": token, "created_at": now}
+    if postgresql:
+        ticket.id, created.id, routed.id, ticket.reference = _write_creation_pg(
+            _row(ticket), (_row(created), _row(routed)), fanout,
+            numbered_in=now.astimezone(PARIS).year if standalone else None, ref_version=snap.version,
+        )
+        return Created(ticket.id, ticket.reference, token, ticket)
     # Table-level statements built once, with the values as parameters: no ORM bookkeeping.
     insert_ticket, insert_events, insert_fanout = _creation_statements()
     conn = db.session.connection()
@@ -312,11 +329,101 @@ def create_request(req: NewRequest, requester: User | None, now: datetime) -> Cr
     created.id, routed.id = conn.execute(
         insert_events, [_row(e) | {"ticket_id": ticket.id} for e in (created, routed)]
     ).scalars().all()
-    # Its notifications are worked out by the dispatcher, or by the next notifying event of this ticket
-    # (record_event), whichever comes first.
     conn.execute(insert_fanout, {"ticket_id": ticket.id, "first_event_id": created.id, "last_event_id": routed.id,
-                                 "tracking_token": token, "created_at": now})
+                                 **fanout})
     return Created(ticket.id, ticket.reference, token, ticket)
+
+
+@functools.lru_cache(maxsize=16)
+def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, ...],
+                     numbered: bool) -> tuple[str, dict[str, Any]]:
+    """One statement writing a new ticket, its two events (in this order: the second is made from the first's
+    row) and its fan-out row, and returning the three ids and the reference; with each parameter's bind processor
+    (SQLAlchemy's, for the JSON and UTC datetime columns). Each row is made from the previous statement's row, so
+    nothing is written unless everything is.
+
+    `numbered`: the statement also takes the year's next number (`_PG_NEXT_NUMBER`, parameter `n_year`) and
+    makes the reference of it as `next_reference` does, provided the reference data's version is still
+    `ref_version` (sau.refdata: else it writes nothing and returns no row). The counter's row lock is then held
+    until this statement commits (its own transaction: the writes and the WAL flush, well under a millisecond)."""
+    from sqlalchemy.dialects import postgresql
+
+    from sau.notify.models import NotificationFanout
+    from sau.refdata import ReferenceDataVersion
+
+    dialect = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
+    quote = dialect.identifier_preparer.quote
+    processors: dict[str, Any] = {}
+    tickets, events = Ticket.__table__, TicketEvent.__table__
+    fanouts, versions = NotificationFanout.__table__, ReferenceDataVersion.__table__
+
+    def insert(table: sa.Table, prefix: str, given: dict[str, str], columns: tuple[str, ...], source: str) -> str:
+        """INSERT … SELECT from `source`; parameters are cast to their column's type (no inference in a SELECT)."""
+        names, values = [quote(c) for c in given], list(given.values())
+        for column in columns:
+            if column in given:
+                continue
+            names.append(quote(column))
+            type_ = table.c[column].type
+            values.append(f"CAST(%({prefix}{column})s AS {type_.compile(dialect=dialect)})")
+            processors[prefix + column] = type_.dialect_impl(dialect).bind_processor(dialect)
+        return f"INSERT INTO {quote(table.name)} ({', '.join(names)}) SELECT {', '.join(values)} {source}"
+
+    if numbered:
+        head = (
+            f"WITH n AS (INSERT INTO reference_counters (year, last_number) SELECT %(n_year)s, 1 "
+            f"WHERE COALESCE((SELECT version FROM {quote(versions.name)} WHERE id = 1), 0) = %(ref_version)s "
+            "ON CONFLICT (year) DO UPDATE SET last_number = reference_counters.last_number + 1 "
+            "RETURNING last_number), "
+            # SAU-2026-000123, as next_reference() writes it (at least six digits).
+            + "t AS (" + insert(tickets, "t_", {"reference": "'SAU-' || %(n_year)s::text || '-' || lpad("
+                                "last_number::text, greatest(6, length(last_number::text)), '0')"},
+                                ticket_columns, "FROM n")
+        )
+    else:
+        head = "WITH t AS (" + insert(tickets, "t_", {}, ticket_columns, "")
+    sql = (
+        f"{head} RETURNING id, reference), "
+        f"e1 AS ({insert(events, 'e1_', {'ticket_id': 't.id'}, event_columns, 'FROM t')} RETURNING id, ticket_id), "
+        f"e2 AS ({insert(events, 'e2_', {'ticket_id': 'e1.ticket_id'}, event_columns, 'FROM e1')} RETURNING id), "
+        f"f AS ({insert(fanouts, 'f_', {'ticket_id': 'e1.ticket_id', 'first_event_id': 'e1.id', 'last_event_id': 'e2.id'}, ('tracking_token', 'created_at'), 'FROM e1, e2')}) "
+        "SELECT e1.ticket_id, e1.id, e2.id, t.reference FROM t, e1, e2"
+    )
+    return sql, processors
+
+
+def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dict[str, Any]],
+                       fanout: dict[str, Any], numbered_in: int | None, ref_version: int) -> tuple[int, int, int, str]:
+    """Write a new ticket, its two events and its fan-out row in one statement (PostgreSQL); returns the ticket's
+    and the events' ids and the ticket's reference.
+
+    `numbered_in` (a year): a standalone creation. The statement also takes the ticket's number, checks that the
+    reference data is still at `ref_version` (else raises refdata.StaleSnapshot, nothing written), and is its own
+    durable transaction, on a connection of its own: one round trip in all, no BEGIN, no COMMIT. Otherwise
+    (`ticket` has its reference already) it runs in the session's transaction."""
+    from sau import refdata
+
+    ticket_columns = tuple(k for k in ticket if k != "id")
+    event_columns = tuple(k for k in events[0] if k not in ("id", "ticket_id"))
+    sql, processors = _creation_sql_pg(ticket_columns, event_columns, numbered_in is not None)
+    params: dict[str, Any] = {}
+    for prefix, row in (("t_", ticket), ("e1_", events[0]), ("e2_", events[1]), ("f_", fanout)):
+        for key, value in row.items():
+            name = prefix + key
+            if name in processors:
+                process = processors[name]
+                params[name] = process(value) if process is not None and value is not None else value
+    if numbered_in is not None:
+        from sau import autocommit, resilience
+
+        params["n_year"], params["ref_version"] = numbered_in, ref_version
+        row = autocommit.fetch_row(sql, params, durable=True)
+        refdata.confirm(row is not None)  # else nothing was written: StaleSnapshot
+        resilience.note_commit()  # accepted: a 503 from here on would make the requester submit it again
+    else:
+        row = tuple(db.session.connection().exec_driver_sql(sql, params).one())
+    assert row is not None
+    return int(row[0]), int(row[1]), int(row[2]), str(row[3])
 
 
 # --- agent actions ----------------------------------------------------------------------------
