@@ -283,6 +283,46 @@ class Load:
         }
 
 
+class FormLoad(Load):
+    """Anonymous people on the public help form: each attempt opens the form (session cookie, CSRF token), then
+    posts it; a 303 to the thanks page is an acceptance, reported as "201" with the reference of its address so
+    that `check_no_loss_no_duplicate` applies. There is no Idempotency-Key here: a retry after a 503 or a dropped
+    connection is the same person sending again, so a duplicate would show a request answered 503 that had
+    committed."""
+
+    def _post(self, port: int, submission: Submission) -> tuple[str, dict[str, Any] | None, dict[str, str]]:
+        import re
+        import urllib.parse
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        try:
+            conn.request("GET", "/aide?service=toodego")
+            page = conn.getresponse()
+            html = page.read().decode()
+            if page.status != 200:
+                return str(page.status), None, {k.lower(): v for k, v in page.getheaders()}
+            token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', html)
+            cookie = (page.getheader("Set-Cookie") or "").split(";", 1)[0]
+            assert token is not None and cookie, "no CSRF token or session cookie on the form"
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            body = urllib.parse.urlencode({**REQUEST_BODY, "subject": submission.subject, "email": "panne@example.org",
+                                           "csrf_token": token.group(1)})
+            conn.request("POST", "/aide?service=toodego", body=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie,
+                "Referer": f"http://127.0.0.1:{port}/aide"})
+            response = conn.getresponse()
+            response.read()
+            headers = {k.lower(): v for k, v in response.getheaders()}
+            if response.status == 303 and "/aide/merci/" in headers.get("location", ""):
+                return "201", {"reference": headers["location"].rstrip("/").rsplit("/", 1)[-1]}, headers
+            return str(response.status), None, headers
+        except (OSError, http.client.HTTPException) as exc:
+            return f"reset:{type(exc).__name__}", None, {}
+        finally:
+            conn.close()
+
+
 def check_no_loss_no_duplicate(stack: Stack, load: Load) -> dict[str, Any]:
     """Every submission accepted exactly once: its 201 reference(s) are one ticket with its subject, and no subject
     has two tickets. Returns the figures for the report; raises AssertionError with the details otherwise."""

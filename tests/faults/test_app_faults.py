@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.faults.harness import Load, Node, Stack, check_no_loss_no_duplicate, record_result, wait_until
+from tests.faults.harness import FormLoad, Load, Node, Stack, check_no_loss_no_duplicate, record_result, wait_until
 
 pytestmark = pytest.mark.faults
 
@@ -32,17 +32,22 @@ def test_postgresql_restart_under_load(stack: Stack) -> None:
     try:
         workers_before = node.workers()
         load = Load([node.port], token, threads=6, prefix="panne-pg").start()
+        # People on the public form too (PostgreSQL: one statement is their whole transaction, sau.tickets.operations)
+        forms = FormLoad([node.port], token, threads=2, prefix="panne-pg-form").start()
         try:
-            wait_until(lambda: load.accepted() >= 40, 120, "40 requests accepted before the outage")
+            wait_until(lambda: load.accepted() >= 40 and forms.accepted() >= 10, 120,
+                       "40 requests and 10 forms accepted before the outage")
             stack.cluster.stop_server("fast")  # in-flight queries are cut, new connections refused
             page = get(node.port, "/aide?service=toodego")  # a person on the public form meets the outage too
             time.sleep(3)  # a real outage: clients meet it for a few seconds
             during = load.report()["by_status"]
             stack.cluster.start_server()
-            back_at = load.accepted()
-            wait_until(lambda: load.accepted() >= back_at + 40, 120, "40 requests accepted after the restart")
+            back_at, forms_back_at = load.accepted(), forms.accepted()
+            wait_until(lambda: load.accepted() >= back_at + 40 and forms.accepted() >= forms_back_at + 10, 120,
+                       "40 requests and 10 forms accepted after the restart")
         finally:
             load.stop()
+            forms.stop()
         status, headers, html = page
         assert status == 503 and headers.get("retry-after") == "5", (status, headers)
         assert headers["content-type"].startswith("text/html") and "Service momentanément indisponible" in html
@@ -54,6 +59,9 @@ def test_postgresql_restart_under_load(stack: Stack) -> None:
         assert node.proc.poll() is None and node.workers() == workers_before
         resets = sum(n for status, n in figures["by_status"].items() if status.startswith("reset:"))
         assert resets == 0, f"connections dropped instead of a 503: {figures['by_status']}"
+        form_figures = check_no_loss_no_duplicate(stack, forms)
+        assert form_figures["by_status"].get("503", 0) > 0, f"no form met the outage: {form_figures}"
+        figures["public_form"] = form_figures
         record_result("postgresql_restart", figures)
     finally:
         node.stop()
