@@ -140,12 +140,12 @@ _G_KEY = "sau_refdata"
 _G_OPTIMISTIC = "sau_refdata_optimistic"  # the request may use the process's snapshot unverified
 _G_UNVERIFIED = "sau_refdata_unverified"  # the request's snapshot was taken without reading the version
 _BUMPED = "sau.refdata_bumped"  # session.info: this transaction changed the reference data
+_lock = threading.Lock()
+_snapshot: Snapshot | None = None
 
 
 class StaleSnapshot(Exception):
     """The request worked on a snapshot older than the committed reference data (an optimistic view reruns)."""
-_lock = threading.Lock()
-_snapshot: Snapshot | None = None
 
 
 def _version() -> int:

@@ -80,10 +80,14 @@ def next_reference(now: datetime) -> str:
     return f"SAU-{year}-{number:06d}"
 
 
-_PG_NEXT_NUMBER = (
-    "INSERT INTO reference_counters (year, last_number) VALUES (%s, 1) "
-    "ON CONFLICT (year) DO UPDATE SET last_number = reference_counters.last_number + 1 RETURNING last_number"
-)
+def _pg_next_number(values: str) -> str:
+    """The year's next number on PostgreSQL, the counter's row made from `values` (a VALUES or SELECT clause giving
+    the year and 1) if it does not exist yet."""
+    return (f"INSERT INTO reference_counters (year, last_number) {values} "
+            "ON CONFLICT (year) DO UPDATE SET last_number = reference_counters.last_number + 1 RETURNING last_number")
+
+
+_PG_NEXT_NUMBER = _pg_next_number("VALUES (%s, 1)")
 
 
 def _actor_label(actor: User | None) -> str:
@@ -342,7 +346,7 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
     (SQLAlchemy's, for the JSON and UTC datetime columns). Each row is made from the previous statement's row, so
     nothing is written unless everything is.
 
-    `numbered`: the statement also takes the year's next number (`_PG_NEXT_NUMBER`, parameter `n_year`) and
+    `numbered`: the statement also takes the year's next number (`_pg_next_number`, parameter `n_year`) and
     makes the reference of it as `next_reference` does, provided the reference data's version is still
     `ref_version` (sau.refdata: else it writes nothing and returns no row). The counter's row lock is then held
     until this statement commits (its own transaction: the writes and the WAL flush, well under a millisecond)."""
@@ -370,11 +374,10 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
         return f"INSERT INTO {quote(table.name)} ({', '.join(names)}) SELECT {', '.join(values)} {source}"
 
     if numbered:
+        counter = _pg_next_number(f"SELECT %(n_year)s, 1 WHERE COALESCE((SELECT version FROM "
+                                  f"{quote(versions.name)} WHERE id = 1), 0) = %(ref_version)s")
         head = (
-            f"WITH n AS (INSERT INTO reference_counters (year, last_number) SELECT %(n_year)s, 1 "
-            f"WHERE COALESCE((SELECT version FROM {quote(versions.name)} WHERE id = 1), 0) = %(ref_version)s "
-            "ON CONFLICT (year) DO UPDATE SET last_number = reference_counters.last_number + 1 "
-            "RETURNING last_number), "
+            f"WITH n AS ({counter}), "
             # SAU-2026-000123, as next_reference() writes it (at least six digits).
             + "t AS (" + insert(tickets, "t_", {"reference": "'SAU-' || %(n_year)s::text || '-' || lpad("
                                 "last_number::text, greatest(6, length(last_number::text)), '0')"},
