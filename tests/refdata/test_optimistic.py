@@ -19,20 +19,12 @@ from tests.refdata.test_snapshot import (
     API,
     BODY,
     FORM,
+    FORM_DATA,
     PARTENAIRE,
     _count_statements,
+    _no_snapshot_across_tests,  # noqa: F401 (autouse fixture, shared)
     _other_worker_commits,
 )
-
-FORM_DATA = {"service": "toodego", "category": "teleservice-communal", "commune": "69081",
-             "subject": BODY["subject"], "description": BODY["description"], "email": BODY["email"]}
-
-
-@pytest.fixture(autouse=True)
-def _no_snapshot_across_tests() -> Any:
-    refdata._snapshot = None
-    yield
-    refdata._snapshot = None
 
 
 def _is_postgresql(app: Flask) -> bool:

@@ -37,6 +37,11 @@ BODY: dict[str, Any] = {
 }
 
 
+# The help form's fields for BODY's request (without the CSRF token).
+FORM_DATA = {"service": "toodego", "category": BODY["category"], "commune": BODY["commune"],
+             "subject": BODY["subject"], "description": BODY["description"], "email": BODY["email"]}
+
+
 @pytest.fixture(autouse=True)
 def _no_snapshot_across_tests() -> Iterator[None]:
     # The per-test database reset restores the version row to the same number each time: a snapshot left by an
@@ -64,10 +69,7 @@ def _routed_to(app: Flask, **changes: Any) -> dict[str, Any]:
 def _form_routed_to(app: Flask) -> str:
     """Submit the help form (Toodego, communal téléservice, Écully); the code of the organisation it was routed to."""
     client = app.test_client()
-    data = {"csrf_token": csrf_token(client, FORM), "service": "toodego", "category": "teleservice-communal",
-            "commune": "69081", "subject": BODY["subject"], "description": BODY["description"],
-            "email": BODY["email"]}
-    response = client.post(FORM, data=data)
+    response = client.post(FORM, data={"csrf_token": csrf_token(client, FORM), **FORM_DATA})
     assert response.status_code == 303, response.get_data(as_text=True)
     reference = response.headers["Location"].rstrip("/").rsplit("/", 1)[-1]
     with app.app_context():
@@ -290,10 +292,7 @@ def _count_statements(app: Flask, call: Any) -> tuple[Any, _Statements]:
 
 def _form_post(app: Flask) -> Any:
     client = app.test_client()
-    data = {"csrf_token": csrf_token(client, FORM), "service": "toodego", "category": "teleservice-communal",
-            "commune": "69081", "subject": BODY["subject"], "description": BODY["description"],
-            "email": BODY["email"]}
-    return client, data
+    return client, {"csrf_token": csrf_token(client, FORM), **FORM_DATA}
 
 
 @pytest.mark.parametrize("moved", [False, True], ids=["same-version", "version-moved"])
