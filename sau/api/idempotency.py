@@ -14,11 +14,17 @@ How (one record per client and key):
    its resource — the current representation of the ticket — and the view is never run again.
 Same key with a different request → 422. Errors are not stored: a 4xx/5xx answer rolls back the view's
 transaction, record included, so a retry with the same key — even with a corrected body — is validated afresh.
+
+On PostgreSQL a view marked `@in_statement` (the creation of a help request) skips steps 1–3: nothing is reserved
+before it runs; it writes the record, its resource and its answer in the very statement that creates the ticket
+(`claim()`, sau.tickets.operations.create_request's `record_with`). A key already held makes that statement fail
+as a whole, and the call is answered from the record; so is any other error when the key turns out to be held.
 """
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import wraps
 from typing import Any
@@ -100,6 +106,52 @@ def set_response(response: Response) -> None:
     record.response_body = response.get_data(as_text=True)
     record.response_headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
     g.idempotency_answer = response
+
+
+def in_statement(view: Any) -> Any:
+    """Mark a view that writes its idempotency record itself, with its work (`claim()`; PostgreSQL only)."""
+    view.__sau_claims_in_statement__ = True
+    return view
+
+
+@dataclass
+class Claim:
+    """The Idempotency-Key of an `@in_statement` call, to be written with its work."""
+
+    key: str
+    client: str
+    fingerprint: str
+    answer: Response | None = None
+
+    def record_with(self, build: Callable[[Any, str | None], Response]) -> Callable[[Any, str | None], dict[str, Any]]:
+        """For create_request's `record_with`: the record's values, its answer built by `build(ticket, token)`
+        from the ticket about to be written (its reference still a placeholder, which the statement replaces)."""
+
+        def values(ticket: Any, token: str | None) -> dict[str, Any]:
+            self.answer = build(ticket, token)
+            return {"key": self.key, "client": self.client, "method": request.method, "path": request.path[:500],
+                    "request_hash": self.fingerprint, "resource_kind": "request",
+                    "resource_status": self.answer.status_code, "response_status": self.answer.status_code,
+                    "response_body": self.answer.get_data(as_text=True),
+                    "response_headers": {h: self.answer.headers[h] for h in KEPT_HEADERS if h in self.answer.headers},
+                    "created_at": now_utc()}
+
+        return values
+
+    def stored_answer(self, placeholder: str, reference: str) -> Response:
+        """The answer as the statement stored it: the placeholder replaced by the reference."""
+        assert self.answer is not None
+        answer = self.answer
+        answer.set_data(answer.get_data(as_text=True).replace(placeholder, reference))
+        for header in KEPT_HEADERS:
+            if header in answer.headers:
+                answer.headers[header] = answer.headers[header].replace(placeholder, reference)
+        return answer
+
+
+def claim() -> Claim | None:
+    """The current `@in_statement` call's key, if it has one (PostgreSQL)."""
+    return g.get("idempotency_claim")
 
 
 def client_identity() -> str:
@@ -190,6 +242,8 @@ def idempotent(view: Any) -> Any:
             return _error(400, "bad_idempotency_key",
                           f"En-tête {HEADER} invalide (1 à {MAX_KEY_LENGTH} caractères imprimables).")
         client, fingerprint = client_identity(), request_fingerprint()
+        if getattr(view, "__sau_claims_in_statement__", False) and db.session.get_bind().dialect.name == "postgresql":
+            return _in_statement(view, Claim(key, client, fingerprint), args, kwargs)
         existing = _existing(client, key)
         if existing is not None:
             return _answer_for(existing, fingerprint)
@@ -239,6 +293,32 @@ def idempotent(view: Any) -> Any:
 
     wrapper.__sau_idempotent__ = True  # type: ignore[attr-defined]
     return wrapper
+
+
+def _in_statement(view: Any, call: Claim, args: Any, kwargs: Any) -> Response:
+    """An `@in_statement` view on PostgreSQL: it writes its record with its work; a key already held is answered
+    from its record, whether the view's statement met it or the view failed otherwise."""
+    from sau import resilience
+
+    g.idempotency_claim = call
+    try:
+        response = current_app.make_response(view(*args, **kwargs))
+    except Exception as exc:
+        if resilience.is_database_unavailable(exc) or resilience.committed_in_view():
+            raise
+        db.session.rollback()
+        existing = _existing(call.client, call.key)
+        if existing is None:
+            raise
+        return _answer_for(existing, call.fingerprint)  # the key is held (a concurrent or earlier call)
+    finally:
+        g.pop("idempotency_claim", None)
+    if response.status_code >= 400 and not resilience.committed_in_view():
+        db.session.rollback()
+        existing = _existing(call.client, call.key)
+        if existing is not None:
+            return _answer_for(existing, call.fingerprint)
+    return response
 
 
 def init_app(app: Flask, blueprint: str = "api") -> None:

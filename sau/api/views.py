@@ -63,7 +63,7 @@ def parse(model: type[B]) -> B:
     limit = current_app.config["MAX_JSON_BYTES"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Le corps de la requête dépasse {limit} octets.")
-    raw = request.get_data(cache=False)
+    raw = request.get_data(cache=True)  # kept: an optimistic view may run twice (sau.refdata)
     if len(raw) > limit:
         raise PayloadTooLarge(f"Le corps de la requête dépasse {limit} octets.")
     try:
@@ -171,6 +171,8 @@ def _help_limit() -> str:
 
 @bp.post("/requests")
 @limiter.limit(_help_limit)
+@idempotency.in_statement  # PostgreSQL: the key, the ticket and the answer in one statement
+@refdata.optimistic  # no version read: the statement checks the snapshot (sau.refdata)
 def create_request() -> Any:
     body = parse(schemas.NewRequestBody)
     user = _user()
@@ -179,11 +181,14 @@ def create_request() -> Any:
     service = intake.require_sau_service(body.service)
     now = now_utc()
     category, commune, school = intake.resolve_fields(service, body.category, body.commune, body.school, now.date())
+    call = idempotency.claim()
     created = ops.create_request(
         ops.NewRequest(service=service, subject=body.subject, description=body.description, category=category,
                        commune=commune, school=school, email=body.email, page_url=body.page_url),
-        user, now,
+        user, now, standalone=True, record_with=call.record_with(_created_response) if call else None,
     )
+    if call is not None:  # the answer committed with the ticket (PostgreSQL)
+        return call.stored_answer(ops.REFERENCE_PLACEHOLDER, created.reference)
     # Built before the commit: nothing reads the database after it, so an outage right after the commit cannot
     # turn an accepted request into an error (sau.resilience).
     response = _created_response(created.view, created.tracking_token)

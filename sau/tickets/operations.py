@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -187,6 +188,7 @@ class Created:
     # The ticket as written, with its two events: a copy outside the session, for the creation's answer (the
     # API's body) without reading the row back. Never change it: `ticket` is the session's object.
     view: Ticket
+    record_id: int | None = None  # the idempotency record written with it (`record_with`)
 
     @property
     def ticket(self) -> Ticket:
@@ -219,13 +221,24 @@ def _creation_statements() -> tuple[Any, Any, Any]:
             sa.insert(NotificationFanout.__table__))
 
 
-def create_request(req: NewRequest, requester: User | None, now: datetime, *, standalone: bool = False) -> Created:
+# Stands for the reference in what is rendered before the one statement that numbers the ticket (`record_with`).
+REFERENCE_PLACEHOLDER = "SAU-REFERENCE-0c1f6e2a9b7d4e58"
+
+
+def create_request(req: NewRequest, requester: User | None, now: datetime, *, standalone: bool = False,
+                   record_with: Callable[[Ticket, str | None], dict[str, Any]] | None = None) -> Created:
     """Create a help request, route it and log both; its notifications are worked out by the dispatcher
     (`NotificationFanout`). Raises ValidationFailed (e.g. a service without SAU).
 
     `standalone=True`, for a caller with nothing else to write with the request: on PostgreSQL it is committed at
     once, on its own (one statement on a connection of its own), whatever the session's transaction does
     afterwards; elsewhere it stays in the session's transaction, which the caller commits.
+
+    `record_with` (standalone creations on PostgreSQL only): called with the ticket as it will be written, its
+    reference still `REFERENCE_PLACEHOLDER`, and its tracking token; returns the column values of an idempotency
+    record (sau.api.idempotency), which the same statement writes with the ticket's reference in place of the
+    placeholder, in `resource_ref` and in the stored answer. A record already holding that client and key makes
+    the whole statement fail (IntegrityError): nothing is written.
 
     The reference data (service, commune, subscriptions, rules, calendar) comes from the per-process snapshot and
     the ticket is written with foreign keys only: the request reads nothing else, and writes the ticket, its two
@@ -321,11 +334,17 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
     # (record_event), whichever comes first.
     fanout = {"tracking_token": token, "created_at": now}
     if postgresql:
-        ticket.id, created.id, routed.id, ticket.reference = _write_creation_pg(
+        record = None
+        if record_with is not None:
+            if not standalone:
+                raise ValueError("record_with needs a standalone creation")
+            ticket.reference = REFERENCE_PLACEHOLDER
+            record = record_with(ticket, token)
+        ticket.id, created.id, routed.id, ticket.reference, record_id = _write_creation_pg(
             _row(ticket), (_row(created), _row(routed)), fanout,
-            numbered_in=now.astimezone(PARIS).year if standalone else None, ref_version=snap.version,
+            numbered_in=now.astimezone(PARIS).year if standalone else None, ref_version=snap.version, record=record,
         )
-        return Created(ticket.id, ticket.reference, token, ticket)
+        return Created(ticket.id, ticket.reference, token, ticket, record_id)
     # Table-level statements built once, with the values as parameters: no ORM bookkeeping.
     insert_ticket, insert_events, insert_fanout = _creation_statements()
     conn = db.session.connection()
@@ -339,8 +358,8 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
 
 
 @functools.lru_cache(maxsize=16)
-def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, ...],
-                     numbered: bool) -> tuple[str, dict[str, Any]]:
+def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, ...], numbered: bool,
+                     record_columns: tuple[str, ...] = ()) -> tuple[str, dict[str, Any]]:
     """One statement writing a new ticket, its two events (in this order: the second is made from the first's
     row) and its fan-out row, and returning the three ids and the reference; with each parameter's bind processor
     (SQLAlchemy's, for the JSON and UTC datetime columns). Each row is made from the previous statement's row, so
@@ -349,7 +368,10 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
     `numbered`: the statement also takes the year's next number (`_pg_next_number`, parameter `n_year`) and
     makes the reference of it as `next_reference` does, provided the reference data's version is still
     `ref_version` (sau.refdata: else it writes nothing and returns no row). The counter's row lock is then held
-    until this statement commits (its own transaction: the writes and the WAL flush, well under a millisecond)."""
+    until this statement commits (its own transaction: the writes and the WAL flush, well under a millisecond).
+
+    `record_columns`: also an idempotency record (`create_request`'s `record_with`), its `resource_ref` the
+    ticket's reference, which also replaces `REFERENCE_PLACEHOLDER` in its stored answer."""
     from sqlalchemy.dialects import postgresql
 
     from sau.notify.models import NotificationFanout
@@ -390,15 +412,31 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
         f"e1 AS ({insert(events, 'e1_', {'ticket_id': 't.id'}, event_columns, 'FROM t')} RETURNING id, ticket_id), "
         f"e2 AS ({insert(events, 'e2_', {'ticket_id': 'e1.ticket_id'}, event_columns, 'FROM e1')} RETURNING id), "
         f"f AS ({insert(fanouts, 'f_', {'ticket_id': 'e1.ticket_id', 'first_event_id': 'e1.id', 'last_event_id': 'e2.id'}, ('tracking_token', 'created_at'), 'FROM e1, e2')}) "
-        "SELECT e1.ticket_id, e1.id, e2.id, t.reference FROM t, e1, e2"
     )
+    if record_columns:
+        from sau.api.idempotency import IdempotencyRecord
+
+        placeholder = f"'{REFERENCE_PLACEHOLDER}'"
+        answer = {
+            "resource_ref": "t.reference",
+            "response_body": f"replace(CAST(%(i_response_body)s AS TEXT), {placeholder}, t.reference)",
+            "response_headers": f"CAST(replace(CAST(%(i_response_headers)s AS TEXT), {placeholder}, t.reference) AS JSON)",
+        }
+        records = IdempotencyRecord.__table__
+        for column in ("response_body", "response_headers"):
+            processors["i_" + column] = records.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        sql += f", i AS ({insert(records, 'i_', answer, record_columns, 'FROM t')} RETURNING id) "
+        sql += "SELECT e1.ticket_id, e1.id, e2.id, t.reference, i.id FROM t, e1, e2, i"
+    else:
+        sql += "SELECT e1.ticket_id, e1.id, e2.id, t.reference, NULL FROM t, e1, e2"
     return sql, processors
 
 
 def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dict[str, Any]],
-                       fanout: dict[str, Any], numbered_in: int | None, ref_version: int) -> tuple[int, int, int, str]:
+                       fanout: dict[str, Any], numbered_in: int | None, ref_version: int,
+                       record: dict[str, Any] | None = None) -> tuple[int, int, int, str, int | None]:
     """Write a new ticket, its two events and its fan-out row in one statement (PostgreSQL); returns the ticket's
-    and the events' ids and the ticket's reference.
+    and the events' ids, the ticket's reference and the idempotency record's id (`record`, else None).
 
     `numbered_in` (a year): a standalone creation. The statement also takes the ticket's number, checks that the
     reference data is still at `ref_version` (else raises refdata.StaleSnapshot, nothing written), and is its own
@@ -408,9 +446,10 @@ def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dic
 
     ticket_columns = tuple(k for k in ticket if k != "id")
     event_columns = tuple(k for k in events[0] if k not in ("id", "ticket_id"))
-    sql, processors = _creation_sql_pg(ticket_columns, event_columns, numbered_in is not None)
+    record = record or {}
+    sql, processors = _creation_sql_pg(ticket_columns, event_columns, numbered_in is not None, tuple(record))
     params: dict[str, Any] = {}
-    for prefix, row in (("t_", ticket), ("e1_", events[0]), ("e2_", events[1]), ("f_", fanout)):
+    for prefix, row in (("t_", ticket), ("e1_", events[0]), ("e2_", events[1]), ("f_", fanout), ("i_", record)):
         for key, value in row.items():
             name = prefix + key
             if name in processors:
@@ -426,7 +465,7 @@ def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dic
     else:
         row = tuple(db.session.connection().exec_driver_sql(sql, params).one())
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2]), str(row[3])
+    return int(row[0]), int(row[1]), int(row[2]), str(row[3]), (int(row[4]) if row[4] is not None else None)
 
 
 # --- agent actions ----------------------------------------------------------------------------

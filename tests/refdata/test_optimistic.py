@@ -103,19 +103,26 @@ def test_a_real_error_is_still_refused_after_the_check(app):
 
 
 @pytest.mark.parametrize("moved", [False, True], ids=["same-version", "version-moved"])
-def test_the_form_reads_the_version_only_where_it_must(app, moved):
+@pytest.mark.parametrize("channel", ["form", "api"])
+def test_a_submission_reads_the_version_only_where_it_must(app, channel, moved):
     """PostgreSQL: no read at all, the creation statement checks the version (and a stale one reads it once, then
-    writes). SQLite: one read right before writing."""
+    writes). SQLite: one read right before writing. The form and the API alike."""
     _ticket(app, _submit(app))  # a warm snapshot
     stale = refdata._snapshot
     if moved:
         services = Service.__table__
         _other_worker_commits(app, sa.update(services).where(services.c.code == "toodego").values(name="Toodego 2"))
     client = app.test_client()
-    data = {"csrf_token": csrf_token(client, FORM), **FORM_DATA}
-    refdata._snapshot = stale
-    response, statements = _count_statements(app, lambda: client.post(FORM, data=data))
-    _ticket(app, response)
+    if channel == "form":
+        data = {"csrf_token": csrf_token(client, FORM), **FORM_DATA}
+        refdata._snapshot = stale
+        response, statements = _count_statements(app, lambda: client.post(FORM, data=data))
+        _ticket(app, response)
+    else:
+        refdata._snapshot = stale
+        response, statements = _count_statements(
+            app, lambda: client.post(API, json=BODY, headers={"Idempotency-Key": f"lecture-{moved}"}))
+        assert response.status_code == 201, response.get_data(as_text=True)
     reads = [s for s in statements.about_version() if s.lstrip().upper().startswith("SELECT")]
     writes = [s for s in statements.seen if "INSERT INTO TICKETS" in s.upper()]
     if _is_postgresql(app):

@@ -295,26 +295,6 @@ def _form_post(app: Flask) -> Any:
     return client, {"csrf_token": csrf_token(client, FORM), **FORM_DATA}
 
 
-@pytest.mark.parametrize("moved", [False, True], ids=["same-version", "version-moved"])
-def test_an_api_submission_reads_the_version_once(app, moved):
-    """The form reads it less (tests/refdata/test_optimistic.py)."""
-    assert _api(app).status_code == 201  # a warm snapshot
-    if moved:  # the request rebuilds the snapshot: still one version read
-        with app.app_context():
-            db.session.scalar(sa.select(Service).where(Service.code == "toodego")).name = "Toodego (renommé)"
-            db.session.commit()
-    client = app.test_client()
-    response, statements = _count_statements(app, lambda: client.post(API, json=BODY))
-    assert response.status_code == 201, response.get_data(as_text=True)
-    about_version = statements.about_version()
-    assert len(about_version) == 1, about_version
-    assert about_version[0].lstrip().upper().startswith("SELECT")
-    # The ticket is written (PostgreSQL: with its events, in one statement).
-    assert any("INSERT INTO TICKETS" in s.upper() for s in statements.seen)
-    with app.app_context():
-        assert refdata.current().services["toodego"].name == ("Toodego (renommé)" if moved else "Toodego")
-
-
 # --- validation errors from the snapshot ----------------------------------------------------------------------
 
 

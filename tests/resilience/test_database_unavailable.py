@@ -64,16 +64,22 @@ def test_html_page_is_french_503_without_touching_the_database(app, login_as, mo
 
 
 def test_session_is_rolled_back_so_the_next_request_works(app, client, monkeypatch):
+    # The request's work is lost with the connection where it would have become durable: the session's commit,
+    # or on PostgreSQL the one statement that writes a new request (sau.autocommit.fetch_row).
+    from sau import autocommit
+
     calls = {"n": 0}
-    real = db.session.commit
 
-    def fail_once() -> None:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            lost_connection()
-        real()
+    def fail_first(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                lost_connection()
+            return real(*args, **kwargs)
+        return call
 
-    monkeypatch.setattr(db.session, "commit", fail_once)
+    monkeypatch.setattr(db.session, "commit", fail_first(db.session.commit))
+    monkeypatch.setattr(autocommit, "fetch_row", fail_first(autocommit.fetch_row))
     first = client.post(URL, json=BODY)
     assert first.status_code == 503
     second = client.post(URL, json={**BODY, "subject": "Deuxième essai"})
