@@ -195,7 +195,8 @@ def create_request() -> Any:
     # The resource and the answer commit with the ticket (one UPDATE of the record): no second transaction.
     idempotency.set_resource("request", created.reference, 201)
     idempotency.set_response(response)
-    db.session.commit()
+    if db.session().in_transaction():  # else nothing to commit: a standalone creation is committed already
+        db.session.commit()
     return response
 
 

@@ -188,7 +188,6 @@ class Created:
     # The ticket as written, with its two events: a copy outside the session, for the creation's answer (the
     # API's body) without reading the row back. Never change it: `ticket` is the session's object.
     view: Ticket
-    record_id: int | None = None  # the idempotency record written with it (`record_with`)
 
     @property
     def ticket(self) -> Ticket:
@@ -340,11 +339,11 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
                 raise ValueError("record_with needs a standalone creation")
             ticket.reference = REFERENCE_PLACEHOLDER
             record = record_with(ticket, token)
-        ticket.id, created.id, routed.id, ticket.reference, record_id = _write_creation_pg(
+        ticket.id, created.id, routed.id, ticket.reference = _write_creation_pg(
             _row(ticket), (_row(created), _row(routed)), fanout,
             numbered_in=now.astimezone(PARIS).year if standalone else None, ref_version=snap.version, record=record,
         )
-        return Created(ticket.id, ticket.reference, token, ticket, record_id)
+        return Created(ticket.id, ticket.reference, token, ticket)
     # Table-level statements built once, with the values as parameters: no ORM bookkeeping.
     insert_ticket, insert_events, insert_fanout = _creation_statements()
     conn = db.session.connection()
@@ -425,18 +424,15 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
         records = IdempotencyRecord.__table__
         for column in ("response_body", "response_headers"):
             processors["i_" + column] = records.c[column].type.dialect_impl(dialect).bind_processor(dialect)
-        sql += f", i AS ({insert(records, 'i_', answer, record_columns, 'FROM t')} RETURNING id) "
-        sql += "SELECT e1.ticket_id, e1.id, e2.id, t.reference, i.id FROM t, e1, e2, i"
-    else:
-        sql += "SELECT e1.ticket_id, e1.id, e2.id, t.reference, NULL FROM t, e1, e2"
-    return sql, processors
+        sql += f", i AS ({insert(records, 'i_', answer, record_columns, 'FROM t')}) "
+    return sql + "SELECT e1.ticket_id, e1.id, e2.id, t.reference FROM t, e1, e2", processors
 
 
 def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dict[str, Any]],
                        fanout: dict[str, Any], numbered_in: int | None, ref_version: int,
-                       record: dict[str, Any] | None = None) -> tuple[int, int, int, str, int | None]:
+                       record: dict[str, Any] | None = None) -> tuple[int, int, int, str]:
     """Write a new ticket, its two events and its fan-out row in one statement (PostgreSQL); returns the ticket's
-    and the events' ids, the ticket's reference and the idempotency record's id (`record`, else None).
+    and the events' ids and the ticket's reference (`record`: an idempotency record written with them).
 
     `numbered_in` (a year): a standalone creation. The statement also takes the ticket's number, checks that the
     reference data is still at `ref_version` (else raises refdata.StaleSnapshot, nothing written), and is its own
@@ -465,7 +461,7 @@ def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dic
     else:
         row = tuple(db.session.connection().exec_driver_sql(sql, params).one())
     assert row is not None
-    return int(row[0]), int(row[1]), int(row[2]), str(row[3]), (int(row[4]) if row[4] is not None else None)
+    return int(row[0]), int(row[1]), int(row[2]), str(row[3])
 
 
 # --- agent actions ----------------------------------------------------------------------------
