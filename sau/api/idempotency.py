@@ -122,13 +122,14 @@ class Claim:
     client: str
     fingerprint: str
     answer: Response | None = None
+    placeholder: str = ""  # the reference in `answer`, until the statement gives the real one
 
     def record_with(self, build: Callable[[Any, str | None], Response]) -> Callable[[Any, str | None], dict[str, Any]]:
         """For create_request's `record_with`: the record's values, its answer built by `build(ticket, token)`
         from the ticket about to be written (its reference still a placeholder, which the statement replaces)."""
 
         def values(ticket: Any, token: str | None) -> dict[str, Any]:
-            self.answer = build(ticket, token)
+            self.answer, self.placeholder = build(ticket, token), ticket.reference
             return {"key": self.key, "client": self.client, "method": request.method, "path": request.path[:500],
                     "request_hash": self.fingerprint, "resource_kind": "request",
                     "resource_status": self.answer.status_code, "response_status": self.answer.status_code,
@@ -138,14 +139,14 @@ class Claim:
 
         return values
 
-    def stored_answer(self, placeholder: str, reference: str) -> Response:
+    def stored_answer(self, reference: str) -> Response:
         """The answer as the statement stored it: the placeholder replaced by the reference."""
-        assert self.answer is not None
+        assert self.answer is not None and self.placeholder
         answer = self.answer
-        answer.set_data(answer.get_data(as_text=True).replace(placeholder, reference))
+        answer.set_data(answer.get_data(as_text=True).replace(self.placeholder, reference))
         for header in KEPT_HEADERS:
             if header in answer.headers:
-                answer.headers[header] = answer.headers[header].replace(placeholder, reference)
+                answer.headers[header] = answer.headers[header].replace(self.placeholder, reference)
         return answer
 
 

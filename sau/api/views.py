@@ -188,7 +188,7 @@ def create_request() -> Any:
         user, now, standalone=True, record_with=call.record_with(_created_response) if call else None,
     )
     if call is not None:  # the answer committed with the ticket (PostgreSQL)
-        return call.stored_answer(ops.REFERENCE_PLACEHOLDER, created.reference)
+        return call.stored_answer(created.reference)
     # Built before the commit: nothing reads the database after it, so an outage right after the commit cannot
     # turn an accepted request into an error (sau.resilience).
     response = _created_response(created.view, created.tracking_token)

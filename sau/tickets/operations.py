@@ -220,10 +220,6 @@ def _creation_statements() -> tuple[Any, Any, Any]:
             sa.insert(NotificationFanout.__table__))
 
 
-# Stands for the reference in what is rendered before the one statement that numbers the ticket (`record_with`).
-REFERENCE_PLACEHOLDER = "SAU-REFERENCE-0c1f6e2a9b7d4e58"
-
-
 def create_request(req: NewRequest, requester: User | None, now: datetime, *, standalone: bool = False,
                    record_with: Callable[[Ticket, str | None], dict[str, Any]] | None = None) -> Created:
     """Create a help request, route it and log both; its notifications are worked out by the dispatcher
@@ -234,10 +230,10 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
     afterwards; elsewhere it stays in the session's transaction, which the caller commits.
 
     `record_with` (standalone creations on PostgreSQL only): called with the ticket as it will be written, its
-    reference still `REFERENCE_PLACEHOLDER`, and its tracking token; returns the column values of an idempotency
-    record (sau.api.idempotency), which the same statement writes with the ticket's reference in place of the
-    placeholder, in `resource_ref` and in the stored answer. A record already holding that client and key makes
-    the whole statement fail (IntegrityError): nothing is written.
+    reference still a placeholder (random, one per call), and its tracking token; returns the column values of
+    an idempotency record (sau.api.idempotency), which the same statement writes with the ticket's reference in
+    place of that placeholder, in `resource_ref` and in the stored answer. A record already holding that client
+    and key makes the whole statement fail (IntegrityError): nothing is written.
 
     The reference data (service, commune, subscriptions, rules, calendar) comes from the per-process snapshot and
     the ticket is written with foreign keys only: the request reads nothing else, and writes the ticket, its two
@@ -337,8 +333,8 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
         if record_with is not None:
             if not standalone:
                 raise ValueError("record_with needs a standalone creation")
-            ticket.reference = REFERENCE_PLACEHOLDER
-            record = record_with(ticket, token)
+            ticket.reference = f"SAU-{secrets.token_hex(12)}"  # no one can put it in a request on purpose
+            record = {**record_with(ticket, token), "placeholder": ticket.reference}
         ticket.id, created.id, routed.id, ticket.reference = _write_creation_pg(
             _row(ticket), (_row(created), _row(routed)), fanout,
             numbered_in=now.astimezone(PARIS).year if standalone else None, ref_version=snap.version, record=record,
@@ -370,7 +366,7 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
     until this statement commits (its own transaction: the writes and the WAL flush, well under a millisecond).
 
     `record_columns`: also an idempotency record (`create_request`'s `record_with`), its `resource_ref` the
-    ticket's reference, which also replaces `REFERENCE_PLACEHOLDER` in its stored answer."""
+    ticket's reference, which also replaces the placeholder (parameter `i_placeholder`) in its stored answer."""
     from sqlalchemy.dialects import postgresql
 
     from sau.notify.models import NotificationFanout
@@ -415,7 +411,7 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
     if record_columns:
         from sau.api.idempotency import IdempotencyRecord
 
-        placeholder = f"'{REFERENCE_PLACEHOLDER}'"
+        placeholder = "CAST(%(i_placeholder)s AS TEXT)"
         answer = {
             "resource_ref": "t.reference",
             "response_body": f"replace(CAST(%(i_response_body)s AS TEXT), {placeholder}, t.reference)",
@@ -424,6 +420,8 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
         records = IdempotencyRecord.__table__
         for column in ("response_body", "response_headers"):
             processors["i_" + column] = records.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+        processors["i_placeholder"] = None
+        record_columns = tuple(c for c in record_columns if c != "placeholder")
         sql += f", i AS ({insert(records, 'i_', answer, record_columns, 'FROM t')}) "
     return sql + "SELECT e1.ticket_id, e1.id, e2.id, t.reference FROM t, e1, e2", processors
 
