@@ -42,7 +42,10 @@ class ReferenceDataVersion(db.Model):
     version: Mapped[int] = mapped_column(sa.BigInteger, default=0)
 
 
-_VERSION_SELECT = sa.select(ReferenceDataVersion.__table__.c.version).where(ReferenceDataVersion.__table__.c.id == 1)
+# The committed version: read by `_version()`, and the condition of a new request's one statement on PostgreSQL
+# (sau.tickets.operations, `_creation_sql_pg`).
+VERSION_SQL = "SELECT version FROM reference_data_version WHERE id = 1"
+_VERSION_SELECT = sa.text(VERSION_SQL)
 
 
 @dataclass(frozen=True)
@@ -153,7 +156,7 @@ def _version() -> int:
         # The committed version, in one round trip outside the request's transaction (sau.autocommit).
         from sau import autocommit
 
-        value = autocommit.fetch_value("SELECT version FROM reference_data_version WHERE id = 1")
+        value = autocommit.fetch_value(VERSION_SQL)
     else:
         value = db.session.connection().execute(_VERSION_SELECT).scalar()
     return int(value or 0)

@@ -370,13 +370,13 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
     from sqlalchemy.dialects import postgresql
 
     from sau.notify.models import NotificationFanout
-    from sau.refdata import ReferenceDataVersion
+    from sau.refdata import VERSION_SQL
 
     dialect = postgresql.psycopg.dialect()  # type: ignore[attr-defined]
     quote = dialect.identifier_preparer.quote
     processors: dict[str, Any] = {}
     tickets, events = Ticket.__table__, TicketEvent.__table__
-    fanouts, versions = NotificationFanout.__table__, ReferenceDataVersion.__table__
+    fanouts = NotificationFanout.__table__
 
     def insert(table: sa.Table, prefix: str, given: dict[str, str], columns: tuple[str, ...], source: str) -> str:
         """INSERT … SELECT from `source`; parameters are cast to their column's type (no inference in a SELECT)."""
@@ -391,8 +391,7 @@ def _creation_sql_pg(ticket_columns: tuple[str, ...], event_columns: tuple[str, 
         return f"INSERT INTO {quote(table.name)} ({', '.join(names)}) SELECT {', '.join(values)} {source}"
 
     if numbered:
-        counter = _pg_next_number(f"SELECT %(n_year)s, 1 WHERE COALESCE((SELECT version FROM "
-                                  f"{quote(versions.name)} WHERE id = 1), 0) = %(ref_version)s")
+        counter = _pg_next_number(f"SELECT %(n_year)s, 1 WHERE COALESCE(({VERSION_SQL}), 0) = %(ref_version)s")
         head = (
             f"WITH n AS ({counter}), "
             # SAU-2026-000123, as next_reference() writes it (at least six digits).
