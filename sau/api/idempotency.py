@@ -95,6 +95,12 @@ def set_resource(kind: str, reference: str, status: int = 200) -> None:
     record.resource_kind, record.resource_ref, record.resource_status = kind, reference, status
 
 
+def _answer(response: Response) -> dict[str, Any]:
+    """The record's columns that keep `response` for the retries."""
+    return {"response_status": response.status_code, "response_body": response.get_data(as_text=True),
+            "response_headers": {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}}
+
+
 def set_response(response: Response) -> None:
     """Store the final answer of the current call on its record, to commit with the view's work (call it right
     before that commit, after `set_resource`): the follow-up transaction of step 3 is then skipped. A no-op
@@ -102,9 +108,8 @@ def set_response(response: Response) -> None:
     record: IdempotencyRecord | None = g.get("idempotency_record")
     if record is None:
         return
-    record.response_status = response.status_code
-    record.response_body = response.get_data(as_text=True)
-    record.response_headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
+    for column, value in _answer(response).items():
+        setattr(record, column, value)
     g.idempotency_answer = response
 
 
@@ -132,10 +137,7 @@ class Claim:
             self.answer, self.placeholder = build(ticket, token), ticket.reference
             return {"key": self.key, "client": self.client, "method": request.method, "path": request.path[:500],
                     "request_hash": self.fingerprint, "resource_kind": "request",
-                    "resource_status": self.answer.status_code, "response_status": self.answer.status_code,
-                    "response_body": self.answer.get_data(as_text=True),
-                    "response_headers": {h: self.answer.headers[h] for h in KEPT_HEADERS if h in self.answer.headers},
-                    "created_at": now_utc()}
+                    "resource_status": self.answer.status_code, **_answer(self.answer), "created_at": now_utc()}
 
         return values
 
@@ -219,9 +221,8 @@ def _store_response(record_id: int, response: Response) -> None:
     record = db.session.get(IdempotencyRecord, record_id)
     if record is None:
         return
-    record.response_status = response.status_code
-    record.response_body = response.get_data(as_text=True)
-    record.response_headers = {h: response.headers[h] for h in KEPT_HEADERS if h in response.headers}
+    for column, value in _answer(response).items():
+        setattr(record, column, value)
     db.session.commit()
 
 
