@@ -14,7 +14,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
-from sqlalchemy.orm import MANYTOONE
 
 from sau.auth import policy
 from sau.auth.models import User
@@ -185,9 +184,8 @@ class Created:
     ticket_id: int
     reference: str
     tracking_token: str | None  # given once to an anonymous requester
-    # The ticket as written, with its two events: a copy outside the session, for the creation's answer (the
-    # API's body) without reading the row back. Never change it: `ticket` is the session's object.
-    view: Ticket
+    values: dict[str, Any]  # the ticket's columns as written
+    event_values: tuple[dict[str, Any], ...]  # its two events'
 
     @property
     def ticket(self) -> Ticket:
@@ -196,18 +194,11 @@ class Created:
         assert ticket is not None
         return ticket
 
-
-def _row(obj: Any) -> dict[str, Any]:
-    """The column values set on a transient ORM object, foreign keys of its many-to-one relationships included,
-    for a Core INSERT (the columns' own defaults fill the rest)."""
-    state = sa.inspect(obj)
-    row = {attr.columns[0].key: state.dict[attr.key] for attr in state.mapper.column_attrs if attr.key in state.dict}
-    for rel in state.mapper.relationships:
-        if rel.direction is MANYTOONE and rel.key in state.dict:
-            target = state.dict[rel.key]
-            for local, remote in rel.local_remote_pairs:
-                row[local.key] = getattr(target, remote.key) if target is not None else None
-    return row
+    @functools.cached_property
+    def view(self) -> Ticket:
+        """The ticket as written, with its two events: a copy outside the session, for the creation's answer (the
+        API's body) without reading the row back."""
+        return _detached(self.values, self.event_values)
 
 
 @functools.cache
@@ -270,50 +261,38 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
     postgresql = db.session.get_bind().dialect.name == "postgresql"
     if not (postgresql and standalone):
         refdata.verify()  # an optimistic view's snapshot (sau.refdata), checked before anything is written
-    # Built outside the session, then written with table-level statements (the ticket, its two events, the
-    # notification fan-out): the ORM's unit of work was a third of a submission's cost (issue 9). A standalone
-    # creation on PostgreSQL takes its number in the same statement (`_creation_sql_pg`).
-    ticket = Ticket(
-        reference="" if postgresql and standalone else next_reference(now),
-        kind=req.kind,
-        service_id=service.id,
-        category_id=req.category.id if req.category else None,
-        commune_id=req.commune.id if req.commune else None,
-        school_id=req.school.id if req.school else None,
-        organisation_id=decision.organisation.id,
-        level=decision.level,
-        routing_reason=decision.reason,
-        needs_triage=decision.needs_triage,
-        subject=req.subject,
-        description=req.description,
-        page_url=req.page_url,
-        requester_id=requester.id if requester is not None else None,
-        requester_email=req.email if requester is None else (req.email or requester.email),
-        tracking_token_hash=hash_token(token) if token else None,
-        status=NOUVEAU,
-        created_at=now,
-        updated_at=now,
-        version=1,
-        sla_paused=False,
-        comments=[],
-        attachments=[],
-    )
+    # Written from plain values with table-level statements (the ticket, its two events, the notification fan-out):
+    # the ORM's unit of work was a third of a submission's cost, and building the ORM objects alone a tenth
+    # (issue 9). A standalone creation on PostgreSQL takes its number in the same statement (`_creation_sql_pg`).
+    ticket: dict[str, Any] = {
+        "reference": "" if postgresql and standalone else next_reference(now),
+        "kind": req.kind,
+        "service_id": service.id,
+        "category_id": req.category.id if req.category else None,
+        "commune_id": req.commune.id if req.commune else None,
+        "school_id": req.school.id if req.school else None,
+        "organisation_id": decision.organisation.id,
+        "level": decision.level,
+        "routing_reason": decision.reason,
+        "needs_triage": decision.needs_triage,
+        "subject": req.subject,
+        "description": req.description,
+        "page_url": req.page_url,
+        "requester_id": requester.id if requester is not None else None,
+        "requester_email": req.email if requester is None else (req.email or requester.email),
+        "tracking_token_hash": hash_token(token) if token else None,
+        "status": NOUVEAU,
+        "created_at": now,
+        "updated_at": now,
+        "version": 1,
+        "sla_paused": False,
+    }
     label = requester.display_name if requester else (req.email or "Demandeur")
-    created = record_event(
-        ticket,
-        "ticket.created",
-        now,
-        requester,
-        {"kind": req.kind, "service": service.code, "subject": req.subject, "page_url": req.page_url},
-        actor_label=label,
-        notify=False,
-    )
-    routed = record_event(
-        ticket,
-        "ticket.routed",
-        now,
-        None,
-        {
+    events = (
+        _event_row("ticket.created", now, requester,
+                   {"kind": req.kind, "service": service.code, "subject": req.subject, "page_url": req.page_url},
+                   actor_label=label),
+        _event_row("ticket.routed", now, None, {
             "organisation": decision.organisation.code,
             "organisation_name": decision.organisation.name,
             "level": decision.level,
@@ -321,35 +300,56 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
             "offer": decision.offer,
             "reason": decision.reason,
             "needs_triage": decision.needs_triage,
-        },
-        notify=False,
+        }),
     )
-    ticket_sla.refresh(ticket, now, cal=snap.calendar, service=service)
+    ticket |= ticket_sla.new_ticket_values(((e["type"], e["at"], e["data"]) for e in events), now,
+                                           cal=snap.calendar, service=service)
     # Its notifications are worked out by the dispatcher, or by the next notifying event of this ticket
     # (record_event), whichever comes first.
     fanout = {"tracking_token": token, "created_at": now}
     if postgresql:
         record = None
+        view = None
         if record_with is not None:
             if not standalone:
                 raise ValueError("record_with needs a standalone creation")
-            ticket.reference = f"SAU-{secrets.token_hex(12)}"  # no one can put it in a request on purpose
-            record = {**record_with(ticket, token), "placeholder": ticket.reference}
-        ticket.id, created.id, routed.id, ticket.reference = _write_creation_pg(
-            _row(ticket), (_row(created), _row(routed)), fanout,
-            numbered_in=now.astimezone(PARIS).year if standalone else None, ref_version=snap.version, record=record,
+            ticket["reference"] = f"SAU-{secrets.token_hex(12)}"  # no one can put it in a request on purpose
+            view = _detached(ticket, events)
+            record = {**record_with(view, token), "placeholder": ticket["reference"]}
+        ticket_id, created_id, routed_id, reference = _write_creation_pg(
+            ticket, events, fanout, numbered_in=now.astimezone(PARIS).year if standalone else None,
+            ref_version=snap.version, record=record,
         )
-        return Created(ticket.id, ticket.reference, token, ticket)
-    # Table-level statements built once, with the values as parameters: no ORM bookkeeping.
-    insert_ticket, insert_events, insert_fanout = _creation_statements()
-    conn = db.session.connection()
-    ticket.id = conn.execute(insert_ticket, _row(ticket)).scalar_one()
-    created.id, routed.id = conn.execute(
-        insert_events, [_row(e) | {"ticket_id": ticket.id} for e in (created, routed)]
-    ).scalars().all()
-    conn.execute(insert_fanout, {"ticket_id": ticket.id, "first_event_id": created.id, "last_event_id": routed.id,
-                                 **fanout})
-    return Created(ticket.id, ticket.reference, token, ticket)
+    else:
+        # Table-level statements built once, with the values as parameters: no ORM bookkeeping.
+        insert_ticket, insert_events, insert_fanout = _creation_statements()
+        conn = db.session.connection()
+        ticket_id = conn.execute(insert_ticket, ticket).scalar_one()
+        created_id, routed_id = conn.execute(
+            insert_events, [e | {"ticket_id": ticket_id} for e in events]
+        ).scalars().all()
+        conn.execute(insert_fanout, {"ticket_id": ticket_id, "first_event_id": created_id,
+                                     "last_event_id": routed_id, **fanout})
+        reference = ticket["reference"]
+    ticket |= {"id": ticket_id, "reference": reference}
+    events = (events[0] | {"id": created_id, "ticket_id": ticket_id}, events[1] | {"id": routed_id, "ticket_id": ticket_id})
+    return Created(ticket_id, reference, token, ticket, events)
+
+
+def _event_row(type_: str, now: datetime, actor: User | None, data: dict[str, Any], *,
+               actor_label: str | None = None) -> dict[str, Any]:
+    """A new event's column values, as `record_event` makes them (public, labelled with its actor)."""
+    return {"type": type_, "at": now, "actor_id": actor.id if actor is not None else None,
+            "actor_label": actor_label if actor_label is not None else _actor_label(actor), "is_public": True,
+            "data": data}
+
+
+def _detached(ticket: dict[str, Any], events: tuple[dict[str, Any], ...]) -> Ticket:
+    """A ticket and its events as ORM objects outside any session, from their column values: what an answer
+    about a creation reads (the API's body), without reading the rows back."""
+    view = Ticket(**ticket)
+    view.events = [TicketEvent(**e) for e in events]
+    return view
 
 
 @functools.lru_cache(maxsize=16)

@@ -6,6 +6,7 @@ and recomputed after every event. `sau sla-recompute` checks that every stored v
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -93,13 +94,18 @@ def policy_for(service: Any) -> SlaPolicy:
 
 
 def clock_events(ticket: Ticket) -> list[SlaEvent]:
+    return log_clock_events((event.type, event.at, event.data) for event in ticket.events)
+
+
+def log_clock_events(log: Iterable[tuple[str, datetime, dict[str, Any]]]) -> list[SlaEvent]:
+    """The SLA clock's events among a log's entries, each (type, at, data), in the log's order."""
     events = []
-    for event in ticket.events:
-        kind = CLOCK_EVENTS.get(event.type)
+    for type_, at, data in log:
+        kind = CLOCK_EVENTS.get(type_)
         if kind is None:
             continue
-        priority = event.data.get("after") if kind == "priority_set" else None
-        events.append(SlaEvent(at=event.at, kind=kind, priority=priority))
+        priority = data.get("after") if kind == "priority_set" else None
+        events.append(SlaEvent(at=at, kind=kind, priority=priority))
     events.sort(key=lambda e: e.at)  # stable: ties keep the log's order
     return events
 
@@ -132,15 +138,27 @@ def business_seconds(cal: BusinessCalendar, start: datetime, end: datetime) -> f
 def business_durations(ticket: Ticket, cal: BusinessCalendar | None = None) -> dict[str, float | None]:
     """First-response and resolution times of the ticket in business seconds (the stored columns; None while it
     has not happened)."""
-    cal = cal or calendar()
+    return _durations(cal or calendar(), ticket.created_at, ticket.first_response_at, ticket.resolved_at)
 
+
+def _durations(cal: BusinessCalendar, created_at: datetime, first_response_at: datetime | None,
+               resolved_at: datetime | None) -> dict[str, float | None]:
     def since_creation(at: datetime | None) -> float | None:
-        return None if at is None else business_seconds(cal, ticket.created_at, at)
+        return None if at is None else business_seconds(cal, created_at, at)
 
     return {
-        "first_response_business_seconds": since_creation(ticket.first_response_at),
-        "resolution_business_seconds": since_creation(ticket.resolved_at),
+        "first_response_business_seconds": since_creation(first_response_at),
+        "resolution_business_seconds": since_creation(resolved_at),
     }
+
+
+def new_ticket_values(log: Iterable[tuple[str, datetime, dict[str, Any]]], now: datetime, *, cal: BusinessCalendar,
+                      service: Any) -> dict[str, Any]:
+    """What `refresh` would store on a ticket created at `now` whose log so far is `log` (entries as
+    `log_clock_events` takes them): a new ticket is written from plain values, not built as an ORM object
+    (issue 9)."""
+    state = compute_sla(log_clock_events(log), now, cal, policy_for(service), explain=False)
+    return {**stored_values(state), **_durations(cal, now, None, None)}
 
 
 def refresh(ticket: Ticket, now: datetime, *, cal: BusinessCalendar | None = None, service: Any = None) -> SlaState:

@@ -143,3 +143,33 @@ def test_live_state_matches_a_full_replay(app, ctx, clock, make_request):
         now = clock.now() + timedelta(hours=hours)
         assert ticket_sla.live(ticket, now, cal).state == ticket_sla.compute(ticket, now).state, hours
 
+
+
+def test_a_new_ticket_stores_what_its_log_gives(app, ctx, clock):
+    """A new ticket is written from plain values (ops.create_request): its stored SLA figures and business durations
+    are those `refresh` derives from its log read back, whether it is committed on its own (one statement on
+    PostgreSQL) or in the session's transaction; and the copy an answer reads (`view`) is the ticket as stored."""
+    from sau.help import intake
+
+    service = intake.require_sau_service("toodego")
+    fields = (*ticket_sla.STORED_FIELDS, "first_response_business_seconds", "resolution_business_seconds")
+    for standalone in (False, True):
+        now = clock.now()
+        category, commune, school = intake.resolve_fields(service, "teleservice-communal", "69081", None, now.date())
+        created = ops.create_request(
+            ops.NewRequest(service=service, subject="Démarche bloquée", description="Je ne peux pas valider.",
+                           category=category, commune=commune, email="demandeur@example.org"),
+            None, now, standalone=standalone)
+        db.session.commit()
+        db.session.expire_all()
+        ticket = db.session.get(Ticket, created.ticket_id)
+        stored = {name: getattr(ticket, name) for name in fields}
+        assert stored["sla_state"] is not None
+        ticket_sla.refresh(ticket, now)
+        assert {name: getattr(ticket, name) for name in fields} == stored
+        db.session.rollback()
+        view = created.view
+        assert (view.reference, view.status, view.sla_state, view.created_at) == (
+            ticket.reference, ticket.status, ticket.sla_state, ticket.created_at)
+        assert [(e.type, e.actor_label, e.is_public) for e in view.events] == [
+            (e.type, e.actor_label, e.is_public) for e in ticket.events]
