@@ -11,6 +11,12 @@ DESCRIPTION_MAX = 10_000
 
 
 class HelpRequestForm(FlaskForm):
+    class Meta:
+        # The app-wide CSRFProtect checks every POST's token before any view runs (sau.extensions): a field of its
+        # own would only sign a fresh token on every submission, never shown when the request is accepted (issue
+        # 9). The page writes the token itself (templates/help/form.html).
+        csrf = False
+
     service = HiddenField()
     page_url = HiddenField(validators=[Optional(), Length(max=2000, message="Adresse de page trop longue.")])
     # The codes are checked by sau.help.intake (French messages shared with the API), not by WTForms' English
