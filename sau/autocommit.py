@@ -37,6 +37,12 @@ def engine(durable: bool = False) -> sa.engine.Engine:
     return found
 
 
+def dispose() -> None:
+    """Close this process's connections (a master process done with the database before it forks: sau.wsgi)."""
+    for key in [k for k in _engines if k[0] == os.getpid()]:
+        _engines.pop(key).dispose()
+
+
 def fetch_row(sql: str, params: Any = (), *, durable: bool = False) -> tuple[Any, ...] | None:
     """The first row of `sql` (psycopg placeholders: `%s` with a tuple, `%(name)s` with a dict), or None: on a
     pooled connection used directly (no SQLAlchemy Connection around it: this is on every submission's path)."""

@@ -10,8 +10,10 @@ from __future__ import annotations
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from sau import create_app
+from sau.preload import warm_up
 
 app = create_app()
+warm_up(app)
 _hops = int(app.config.get("TRUSTED_PROXIES", 0) or 0)
 if _hops > 0:
     app.wsgi_app = ProxyFix(app.wsgi_app, x_for=_hops, x_proto=_hops, x_host=_hops)  # type: ignore[method-assign]

@@ -1,0 +1,33 @@
+"""Gunicorn's master does once, before forking, what each worker did on its first request (sau.preload)."""
+from __future__ import annotations
+
+import logging
+import os
+
+from sau import autocommit, create_app, refdata
+from sau.extensions import db
+from sau.preload import warm_up
+
+
+def test_warm_up_loads_the_snapshot_and_the_templates_and_keeps_no_connection(app):
+    refdata._forget()
+    warm_up(app)
+    assert refdata._snapshot is not None  # a worker forked now starts with it
+    assert not [key for key in autocommit._engines if key[0] == os.getpid()]
+    with app.app_context():
+        assert all(engine.pool.checkedout() == 0 for engine in db.engines.values())
+        assert refdata._snapshot.version == refdata._version()
+        db.session.remove()
+    names = app.jinja_env.list_templates()
+    cached = {key[1] for key in app.jinja_env.cache}  # (loader, name)
+    assert "help/form.html" in names and set(names) <= cached
+
+
+def test_warm_up_without_the_database_warns_and_leaves_the_snapshot_to_the_workers(caplog, tmp_path):
+    down = create_app("test", {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://sau@127.0.0.1:9/sau",
+                               "ATTACHMENTS_DIR": str(tmp_path)})
+    refdata._forget()
+    with caplog.at_level(logging.WARNING, logger="sau.preload"):
+        warm_up(down)
+    assert refdata._snapshot is None
+    assert "reference data not loaded before the workers start" in caplog.text
