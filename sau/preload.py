@@ -16,8 +16,8 @@ def warm_up(app: Flask) -> None:
     version as usual, so an old one is never used). Without the database, the workers load the snapshot on their
     first request."""
     from sau import autocommit, refdata
-    from sau.resilience import is_database_unavailable
     from sau.extensions import db
+    from sau.resilience import is_database_unavailable
 
     sa.orm.configure_mappers()
     for name in app.jinja_env.list_templates():
