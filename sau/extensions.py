@@ -44,6 +44,19 @@ class LazyExpiryMemoryStorage(MemoryStorage):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+def on_postgresql() -> bool:
+    """Whether the app's database is PostgreSQL, from its engine: asking the session would open one for the request
+    (a help request committed on its own needs none, issue 9)."""
+    return bool(db.engine.dialect.name == "postgresql")
+
+
+def commit_pending() -> None:
+    """Commit the request's session if it holds a transaction; else there is nothing to commit (a standalone
+    creation has committed its work itself, sau.tickets.operations.create_request)."""
+    if db.session.registry.has() and db.session().in_transaction():
+        db.session.commit()
 migrate = Migrate(render_as_batch=True, compare_type=True)
 login_manager = LoginManager()
 csrf = CSRFProtect()

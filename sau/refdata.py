@@ -30,7 +30,7 @@ from flask import g, has_request_context
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 
 
 class ReferenceDataVersion(db.Model):
@@ -152,7 +152,7 @@ class StaleSnapshot(Exception):
 
 
 def _version() -> int:
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         # The committed version, in one round trip outside the request's transaction (sau.autocommit).
         from sau import autocommit
 
@@ -169,7 +169,7 @@ def current() -> Snapshot:
         snap = g.get(_G_KEY)
         if snap is None:
             cached = _snapshot
-            if g.get(_G_OPTIMISTIC) and cached is not None and not db.session.info.get(_BUMPED):
+            if g.get(_G_OPTIMISTIC) and cached is not None and not _bumped():
                 setattr(g, _G_UNVERIFIED, True)  # checked by the write, or before answering (`optimistic`)
                 snap = g.setdefault(_G_KEY, cached)
             else:
@@ -237,7 +237,7 @@ def optimistic(view: Callable[..., Any]) -> Callable[..., Any]:
 def _current() -> Snapshot:
     global _snapshot
     version = _version()
-    if db.session.info.get(_BUMPED):
+    if _bumped():
         # This transaction changed the reference data and has not committed: its snapshot is its own, never the
         # process's (a rollback would leave it cached under a number another worker's change may take).
         return _load(version)
@@ -292,6 +292,12 @@ def _load(version: int) -> Snapshot:
     )
     snap.calendar = calendar()
     return snap
+
+
+def _bumped() -> bool:
+    """Whether the request's transaction changed the reference data (a request without a session has none: none is
+    opened to ask)."""
+    return db.session.registry.has() and bool(db.session.info.get(_BUMPED))
 
 
 def bump() -> None:

@@ -36,7 +36,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from sau.clock import now_utc
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
@@ -244,7 +244,7 @@ def idempotent(view: Any) -> Any:
             return _error(400, "bad_idempotency_key",
                           f"En-tête {HEADER} invalide (1 à {MAX_KEY_LENGTH} caractères imprimables).")
         client, fingerprint = client_identity(), request_fingerprint()
-        if getattr(view, "__sau_claims_in_statement__", False) and db.session.get_bind().dialect.name == "postgresql":
+        if getattr(view, "__sau_claims_in_statement__", False) and on_postgresql():
             return _in_statement(view, Claim(key, client, fingerprint), args, kwargs)
         existing = _existing(client, key)
         if existing is not None:

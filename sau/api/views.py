@@ -23,7 +23,7 @@ from sau.auth import policy
 from sau.auth.models import User
 from sau.clock import now_utc
 from sau.errors import ConflictError, NotFound, PermissionDenied, SauError, ValidationFailed
-from sau.extensions import csrf, db, limiter
+from sau.extensions import commit_pending, csrf, db, limiter
 from sau.help import intake
 from sau.help.views import public_timeline
 from sau.orgs.models import Organisation
@@ -195,8 +195,7 @@ def create_request() -> Any:
     # The resource and the answer commit with the ticket (one UPDATE of the record): no second transaction.
     idempotency.set_resource("request", created.reference, 201)
     idempotency.set_response(response)
-    if db.session().in_transaction():  # else nothing to commit: a standalone creation is committed already
-        db.session.commit()
+    commit_pending()
     return response
 
 

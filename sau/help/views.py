@@ -25,7 +25,7 @@ from sau import refdata
 from sau.auth import policy
 from sau.clock import now_utc
 from sau.errors import SauError, ValidationFailed
-from sau.extensions import db, limiter
+from sau.extensions import commit_pending, db, limiter
 from sau.faq.operations import search as faq_search
 from sau.help import intake
 from sau.help.forms import HelpRequestForm, ReopenForm, ReplyForm
@@ -126,8 +126,7 @@ def _submit(form: HelpRequestForm, service: refdata.ServiceInfo, now: Any,
         stored = att.store(ticket, uploads, now)
         ops.record_event(ticket, "attachment.added", now, user, {"files": [a.filename for a in stored]},
                          actor_label=user.display_name if user else ticket.requester_label)
-    if db.session().in_transaction():  # else nothing to commit: a standalone creation is committed already
-        db.session.commit()
+    commit_pending()
     remember_tracked_ticket(created.ticket_id)
     return created.reference, created.tracking_token
 

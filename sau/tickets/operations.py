@@ -20,7 +20,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sau.auth import policy
 from sau.auth.models import User
 from sau.errors import ConflictError, NotFound, PermissionDenied, ValidationFailed, WorkflowError
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 from sau.orgs.models import Organisation
 from sau.routing.operations import RoutingDecision, RoutingRequest, commune_offer, metropole, route
 from sau.tickets import sla as ticket_sla
@@ -63,7 +63,7 @@ def next_reference(now: datetime) -> str:
     SQLite (one writer at a time anyway) keeps the allocation in the request's transaction.
     """
     year = now.astimezone(PARIS).year
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         from sau import autocommit
 
         return f"SAU-{year}-{autocommit.fetch_value(_PG_NEXT_NUMBER, (year,)):06d}"
@@ -260,7 +260,7 @@ def create_request(req: NewRequest, requester: User | None, now: datetime, *, st
     else:
         decision = route(routing_request, snap)
     token = secrets.token_urlsafe(24) if requester is None else None
-    postgresql = db.session.get_bind().dialect.name == "postgresql"
+    postgresql = on_postgresql()
     if not (postgresql and standalone):
         refdata.verify()  # an optimistic view's snapshot (sau.refdata), checked before anything is written
     # Written from plain values with table-level statements (the ticket, its two events, the notification fan-out):
