@@ -24,6 +24,7 @@ from sau.auth.models import User
 from sau.clock import now_utc
 from sau.errors import ConflictError, NotFound, PermissionDenied, SauError, ValidationFailed
 from sau.extensions import commit_pending, csrf, db, limiter
+from sau.forms import NUL_MESSAGE, has_nul
 from sau.help import intake
 from sau.help.views import public_timeline
 from sau.orgs.models import Organisation
@@ -72,6 +73,8 @@ def parse(model: type[B]) -> B:
         raise BadRequest(f"JSON invalide : {exc}.") from None
     if not isinstance(data, dict):
         raise ValidationFailed("Le corps de la requête doit être un objet JSON.", {"body": "Un objet JSON est attendu."})
+    if nul := [key for key, value in data.items() if has_nul(key) or has_nul(value)]:
+        raise ValidationFailed.for_fields({key: NUL_MESSAGE for key in nul})
     try:
         return model.model_validate(data)
     except ValidationError as exc:

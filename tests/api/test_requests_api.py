@@ -184,6 +184,10 @@ INVALID_BODIES = [
     ("description-object", body(description={"texte": "bonjour à tous"}), 422, "validation_error", {"description"}),
     ("page-url-not-http", body(page_url="javascript:alert(1)"), 422, "validation_error", {"page_url"}),
     ("page-url-too-long", body(page_url="https://x.example/" + "a" * 2000), 422, "validation_error", {"page_url"}),
+    # U+0000 cannot be stored in a PostgreSQL text column: refused, not a 500 when written.
+    ("subject-with-nul", body(subject="Connexion\x00impossible"), 422, "validation_error", {"subject"}),
+    ("description-with-nul", body(description="Je ne peux pas\x00 me connecter."), 422, "validation_error",
+     {"description"}),
     ("unknown-service", body(service="minecraft"), 422, "validation_error", {"service"}),
     ("unknown-commune", body(commune="75056"), 422, "validation_error", {"commune"}),
     ("unknown-category", body(category="pizza"), 422, "validation_error", {"category"}),

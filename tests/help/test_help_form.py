@@ -240,6 +240,19 @@ def test_geonet_post_is_refused(app, client):
     assert ticket_count(app) == 0
 
 
+@pytest.mark.parametrize("field", ["subject", "description", "page_url", "email"])
+def test_a_nul_character_is_refused_in_french_next_to_its_field(app, client, field):
+    """U+0000 cannot be stored in a PostgreSQL text column: the form says so, rather than failing when written."""
+    value = {"email": "parent\x00@example.org"}.get(field, valid_form(client)[field] + "\x00")
+    response = client.post(FORM, data=valid_form(client, **{field: value}))
+    assert response.status_code == 422
+    page = html.unescape(response.get_data(as_text=True))
+    assert "caractère nul (U+0000)" in page
+    if field != "page_url":  # a hidden field: its error shows in the form's summary
+        assert "caractère nul" in (field_error(page, field) or "")
+    assert ticket_count(app) == 0
+
+
 def test_post_without_csrf_token_is_refused_in_french(app, client):
     response = client.post(FORM, data=valid_form(client, csrf_token=...))
     assert response.status_code == 400
