@@ -439,8 +439,7 @@ def _utc_on_pg() -> Callable[[datetime], datetime]:
 
     from sau.modelbase import UTCDateTime
 
-    dialect = postgresql.dialect()
-    return lambda value: UTCDateTime().process_bind_param(value, dialect)  # type: ignore[return-value]
+    return functools.partial(UTCDateTime().process_bind_param, dialect=postgresql.dialect())  # type: ignore[return-value]
 
 
 def _write_creation_pg(ticket: dict[str, Any], events: tuple[dict[str, Any], dict[str, Any]],
