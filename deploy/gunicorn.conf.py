@@ -23,7 +23,7 @@ def _int(name: str, default: int) -> int:
 wsgi_app = "sau.wsgi:app"
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000").split(",")
 # Sync workers: one request per process at a time, the app's SQLAlchemy session is per request. The usual
-# 2 × cores + 1; WEB_CONCURRENCY is the conventional override (the benchmarks use 2 on 2 cores, see bench/).
+# 2 × cores + 1; WEB_CONCURRENCY is the conventional override (the benchmarks use 2 to 4 on 2 cores, see bench/).
 workers = _int("WEB_CONCURRENCY", 2 * multiprocessing.cpu_count() + 1)
 worker_class = os.environ.get("GUNICORN_WORKER_CLASS", "sync")
 threads = _int("GUNICORN_THREADS", 1)
