@@ -44,6 +44,9 @@ class LazyExpiryMemoryStorage(MemoryStorage):
 
 
 db = SQLAlchemy(model_class=Base)
+migrate = Migrate(render_as_batch=True, compare_type=True)
+login_manager = LoginManager()
+csrf = CSRFProtect()
 
 
 def on_postgresql() -> bool:
@@ -57,9 +60,8 @@ def commit_pending() -> None:
     creation has committed its work itself, sau.tickets.operations.create_request)."""
     if db.session.registry.has() and db.session().in_transaction():
         db.session.commit()
-migrate = Migrate(render_as_batch=True, compare_type=True)
-login_manager = LoginManager()
-csrf = CSRFProtect()
+
+
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 

@@ -30,7 +30,7 @@ from notifications import (
     thread_id_for,
 )
 from notifications.email import mail_domain
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 from sau.notify.models import CHANNEL_EMAIL, CHANNEL_WEBHOOK, DEAD, PENDING, SENT, DeliveryAttempt, Notification
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ def _claim(now: datetime) -> Notification | None:
         .order_by(Notification.next_attempt_at, Notification.id)
         .limit(1)
     )
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         stmt = stmt.with_for_update(skip_locked=True)
     return db.session.scalars(stmt).first()
 

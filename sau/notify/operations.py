@@ -23,7 +23,7 @@ from sqlalchemy.orm import selectinload
 from notifications.render import render_subject
 from sau.auth.models import ROLE_AGENT, ROLE_MANAGER, ROLE_REFERENT, Membership, User
 from sau.errors import NotFound, PermissionDenied, ValidationFailed, WorkflowError
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 from sau.notify.models import (
     CHANNEL_EMAIL,
     CHANNEL_INAPP,
@@ -290,7 +290,7 @@ def enqueue_for_events(ticket: Ticket, events: list[TicketEvent], now: datetime)
 
 
 def _locked_fanouts(stmt: Any, *, skip_locked: bool) -> list[Any]:
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         stmt = stmt.with_for_update(skip_locked=skip_locked)
     return list(db.session.scalars(stmt))
 

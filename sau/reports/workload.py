@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 from sau.orgs.models import Organisation, Service
 from sau.reports.compliance import _sort_name
 from sau.reports.periods import PARIS
@@ -254,7 +254,7 @@ def speed(start: datetime, end: datetime, *, communes: set[int] | None = None, s
     """First-response times of the tickets first answered in [start, end), resolution times of those resolved
     in it, per organisation (the queue holding the ticket), service and priority."""
     groups = None
-    if db.session.get_bind().dialect.name == "postgresql":
+    if on_postgresql():
         groups = _speed_in_sql(start, end, communes, service_id)
     if groups is None:
         groups = _speed_in_python(start, end, communes, service_id, cal or calendar())

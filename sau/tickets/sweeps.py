@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import selectinload
 
-from sau.extensions import db
+from sau.extensions import db, on_postgresql
 from sau.notify.operations import enqueue_for_event
 from sau.tickets import sla as ticket_sla
 from sau.tickets.models import OPEN_STATUSES, SlaAlert, Ticket, TicketEvent
@@ -37,7 +37,7 @@ class SweepResult:
 
 def _acquire_lock() -> bool:
     """Wait (30 s at most) for the sweep lock: a second sweeper runs after the first, on what is left."""
-    if db.session.get_bind().dialect.name != "postgresql":
+    if not on_postgresql():
         return True  # SQLite serialises writers; one process owns the embedded database
     db.session.execute(sa.text("SET LOCAL lock_timeout = '30s'"))
     try:
