@@ -6,7 +6,6 @@ from typing import Any
 from flask_wtf import FlaskForm
 from wtforms.meta import DefaultMeta
 
-
 NUL_MESSAGE = "Ce champ contient un caractère nul (U+0000), qui n'est pas accepté."
 
 
