@@ -58,12 +58,15 @@ proc_name = "sau-web"
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """Drop any database connection inherited from the master (preload_app): each worker opens its own."""
+    """Drop any database connection inherited from the master (preload_app): each worker opens its own, before its
+    first request (sau.preload.open_connections)."""
     if not preload_app:
         return
     from sau.extensions import db
+    from sau.preload import open_connections
     from sau.wsgi import app
 
     with app.app_context():
         for engine in db.engines.values():
             engine.dispose(close=False)
+    open_connections(app)

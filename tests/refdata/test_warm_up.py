@@ -31,3 +31,28 @@ def test_warm_up_without_the_database_warns_and_leaves_the_snapshot_to_the_worke
         warm_up(down)
     assert refdata._snapshot is None
     assert "reference data not loaded before the workers start" in caplog.text
+
+
+def test_a_forked_worker_opens_its_connections_before_its_first_request(app):
+    from sau.preload import open_connections
+
+    with app.app_context():
+        db.engine.dispose()
+        autocommit.dispose()
+        postgresql = db.engine.dialect.name == "postgresql"
+    open_connections(app)
+    with app.app_context():
+        pools = [db.engine.pool]
+        if postgresql:
+            pools += [autocommit.engine(durable=False).pool, autocommit.engine(durable=True).pool]
+        assert [(pool.checkedin(), pool.checkedout()) for pool in pools] == [(1, 0)] * len(pools)
+
+
+def test_a_worker_without_the_database_warns_and_opens_them_later(caplog, tmp_path):
+    from sau.preload import open_connections
+
+    down = create_app("test", {"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://sau@127.0.0.1:9/sau",
+                               "ATTACHMENTS_DIR": str(tmp_path)})
+    with caplog.at_level(logging.WARNING, logger="sau.preload"):
+        open_connections(down)
+    assert "database connections not opened before the first request" in caplog.text
