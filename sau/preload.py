@@ -1,7 +1,10 @@
-"""Work done once in gunicorn's master before it forks its workers (sau.wsgi, preload_app)."""
+"""What gunicorn's processes do before they serve: the master once before it forks its workers (sau.wsgi,
+preload_app), then each worker right after its fork (deploy/gunicorn.conf.py, post_fork)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import sqlalchemy as sa
 from flask import Flask
@@ -17,18 +20,14 @@ def warm_up(app: Flask) -> None:
     first request."""
     from sau import autocommit, refdata
     from sau.extensions import db
-    from sau.resilience import is_database_unavailable
 
     sa.orm.configure_mappers()
     for name in app.jinja_env.list_templates():
         app.jinja_env.get_template(name)
     with app.app_context():
         try:
-            refdata.current()
-        except Exception as exc:
-            if not is_database_unavailable(exc):
-                raise
-            log.warning("reference data not loaded before the workers start: %s", exc)
+            with _unless_database_down("reference data not loaded before the workers start"):
+                refdata.current()
         finally:
             db.session.remove()
             autocommit.dispose()
@@ -39,21 +38,29 @@ def warm_up(app: Flask) -> None:
 def open_connections(app: Flask) -> None:
     """In a worker just forked (gunicorn's `post_fork`): open its database connections now, one per pool the
     requests use (the app's; on PostgreSQL also sau.autocommit's two), and leave them in their pools. Opening one
-    took about 0.2 s here (issue 9): paid by each worker's first request, it was the slowest page of a benchmark.
-    Without the database at that moment, it logs a warning and the requests open them as before."""
+    took about 0.2 s here, paid by each worker's first request (issue 9: 190 ms of a first agent queue page of
+    200 ms). Without the database at that moment, it logs a warning and the requests open them as before."""
     from sau import autocommit
     from sau.extensions import db, on_postgresql
-    from sau.resilience import is_database_unavailable
 
     with app.app_context():
         engines = [db.engine]
-        try:
+        with _unless_database_down("database connections not opened before the first request"):
             if on_postgresql():
                 engines += [autocommit.engine(durable=False), autocommit.engine(durable=True)]
             for engine in engines:
                 engine.connect().close()  # back to the pool, open
-        except Exception as exc:
-            if not is_database_unavailable(exc):
-                raise
-            log.warning("database connections not opened before the first request: %s", exc)
+
+
+@contextmanager
+def _unless_database_down(warning: str) -> Iterator[None]:
+    """Let the block fail quietly when the database is unreachable (log `warning`): the requests do it later."""
+    from sau.resilience import is_database_unavailable
+
+    try:
+        yield
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.warning("%s: %s", warning, exc)
 
