@@ -57,6 +57,14 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"
 proc_name = "sau-web"
 
 
+def pre_fork(server: Any, worker: Any) -> None:
+    """Freeze the master's heap before forking (sau.preload.freeze_heap): a worker's garbage collections then leave
+    the app loaded by the master alone."""
+    from sau.preload import freeze_heap
+
+    freeze_heap()
+
+
 def post_fork(server: Any, worker: Any) -> None:
     """Drop any database connection inherited from the master (preload_app): each worker opens its own, before its
     first request (sau.preload.open_connections)."""

@@ -56,3 +56,19 @@ def test_a_worker_without_the_database_warns_and_opens_them_later(caplog, tmp_pa
     with caplog.at_level(logging.WARNING, logger="sau.preload"):
         open_connections(down)
     assert "database connections not opened before the first request" in caplog.text
+
+
+def test_the_master_freezes_its_heap_right_before_each_fork():
+    """gunicorn's pre_fork hook (deploy/gunicorn.conf.py) moves what the master holds to the collector's permanent
+    generation, so that a worker's full collections do not walk the inherited app (sau.preload.freeze_heap)."""
+    import gc
+    import runpy
+    from pathlib import Path
+
+    conf = runpy.run_path(str(Path(__file__).resolve().parents[2] / "deploy" / "gunicorn.conf.py"))
+    assert gc.get_freeze_count() == 0
+    try:
+        conf["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 10_000  # the test process's modules, the app and its mappers
+    finally:
+        gc.unfreeze()
