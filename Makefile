@@ -8,14 +8,12 @@ PYTEST_ARGS ?=
 
 .PHONY: venv run system-deps test faults lint clean distclean
 
-## venv: create .venv (Python >= 3.11) and install the project with its test extras
+## venv: create .venv (Python >= 3.11, chosen by scripts/find-python.sh) and install the project with its test extras
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@if [ ! -x $(PY) ]; then \
-	    if command -v python3.11 >/dev/null 2>&1; then py=python3.11; \
-	    elif python3 -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else 1)' 2>/dev/null; then py=python3; \
-	    else echo "error: Python >= 3.11 is required (python3.11 not found, python3 too old or missing)" >&2; exit 1; fi; \
+	    py=$$(bash scripts/find-python.sh) || exit 1; \
 	    echo "creating $(VENV) with $$py"; \
 	    $$py -m venv $(VENV) || exit 1; \
 	fi

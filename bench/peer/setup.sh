@@ -7,8 +7,7 @@
 # serves it is bench/peer/project/ (settings read PEER_DATABASE_URL); bench/peer_compare.py drives it.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-py="${PYTHON:-python3.11}"
-command -v "$py" >/dev/null 2>&1 || py=python3
+py="$(bash "$here/../../scripts/find-python.sh")"  # the interpreter SAU's own venv is made with (Makefile)
 if [ ! -x "$here/.venv/bin/python" ]; then
     "$py" -m venv "$here/.venv"
 fi
