@@ -118,3 +118,23 @@ def init_app(app: Flask) -> None:
         setattr(g, _VIEW_STARTED, True)
 
     app.before_request(view_starts)
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs first (teardowns run in reverse order).
+    app.teardown_appcontext(close_session)
+
+
+def close_session(_exc: BaseException | None = None) -> None:
+    """End the request's session; when the database went away after the answer was built (its ROLLBACK meets a
+    closed connection), log it and drop the session instead of raising. Raised here, the error came after every
+    error handler and gunicorn answered 500 — once for a help request already accepted (the PostgreSQL restart
+    fault test, issue 9). The connection is invalidated by SQLAlchemy; the pool replaces it."""
+    import logging
+
+    from sau.extensions import db
+
+    try:
+        db.session.remove()
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        logging.getLogger(__name__).warning("session closed without its rollback (database unavailable): %s", exc)
+        db.session.registry.clear()

@@ -169,3 +169,41 @@ def test_a_pending_rollback_caused_by_a_lost_connection_is_an_outage():
             raise sa_exc.PendingRollbackError("Can't reconnect until invalid transaction is rolled back") from inner
     except sa_exc.PendingRollbackError as outer:
         assert resilience.is_database_unavailable(outer)
+
+
+def test_a_rollback_lost_after_the_answer_does_not_turn_it_into_a_500(app, client, monkeypatch, caplog):
+    """PostgreSQL shut down between the view's answer and the end of the request: the session's closing ROLLBACK
+    fails. The answer already built is sent (it was a 500 from gunicorn, after every error handler)."""
+    import logging
+
+    real_close = sa.orm.Session.close
+    calls = []
+
+    def close_on_a_closed_connection(self: Any) -> None:
+        calls.append(self)
+        if len(calls) == 1 and self.in_transaction():
+            real_close(self)
+            raise sa_exc.OperationalError("ROLLBACK", {}, psycopg.errors.AdminShutdown(
+                "terminating connection due to administrator command"), connection_invalidated=True)
+        real_close(self)
+
+    monkeypatch.setattr(sa.orm.Session, "close", close_on_a_closed_connection)
+    with caplog.at_level(logging.WARNING, logger="sau.resilience"):
+        response = client.get("/aide?service=toodego")  # reads the database: the session holds a transaction
+    assert calls and response.status_code == 200
+    assert "session closed without its rollback" in caplog.text
+    monkeypatch.undo()
+    assert client.get("/aide?service=toodego").status_code == 200  # the next request works
+
+
+def test_any_other_error_while_closing_the_session_still_raises(app, monkeypatch):
+    def broken(self: Any) -> None:
+        raise RuntimeError("a bug, not an outage")
+
+    with app.app_context():
+        monkeypatch.setattr(sa.orm.Session, "close", broken)
+        db.session.execute(sa.text("SELECT 1"))
+        with pytest.raises(RuntimeError):
+            resilience.close_session()
+        monkeypatch.undo()
+        db.session.remove()
