@@ -4,14 +4,11 @@ its fork (post_fork)."""
 from __future__ import annotations
 
 import gc
-import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import sqlalchemy as sa
 from flask import Flask
 
-log = logging.getLogger(__name__)
+from sau.resilience import unless_database_down
 
 
 def warm_up(app: Flask) -> None:
@@ -28,7 +25,7 @@ def warm_up(app: Flask) -> None:
         app.jinja_env.get_template(name)
     with app.app_context():
         try:
-            with _unless_database_down("reference data not loaded before the workers start"):
+            with unless_database_down("reference data not loaded before the workers start"):
                 refdata.current()
         finally:
             db.session.remove()
@@ -62,22 +59,9 @@ def open_connections(app: Flask) -> None:
 
     with app.app_context():
         engines = [db.engine]
-        with _unless_database_down("database connections not opened before the first request"):
+        with unless_database_down("database connections not opened before the first request"):
             if on_postgresql():
                 engines += [autocommit.engine(durable=False), autocommit.engine(durable=True)]
             for engine in engines:
                 engine.connect().close()  # back to the pool, open
-
-
-@contextmanager
-def _unless_database_down(warning: str) -> Iterator[None]:
-    """Let the block fail quietly when the database is unreachable (log `warning`): the requests do it later."""
-    from sau.resilience import is_database_unavailable
-
-    try:
-        yield
-    except Exception as exc:
-        if not is_database_unavailable(exc):
-            raise
-        log.warning("%s: %s", warning, exc)
 

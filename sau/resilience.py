@@ -16,9 +16,14 @@ work that committed.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context
+
+log = logging.getLogger(__name__)
 
 RETRY_AFTER_SECONDS = 5
 UNAVAILABLE_MESSAGE = ("Service momentanément indisponible (base de données injoignable ou en redémarrage) : "
@@ -122,19 +127,28 @@ def init_app(app: Flask) -> None:
     app.teardown_appcontext(close_session)
 
 
+@contextmanager
+def unless_database_down(warning: str) -> Iterator[None]:
+    """Let the block fail quietly when the database is unreachable (log `warning` with the error); any other
+    error still raises. For work that can wait for the database: the next request or sweep does it."""
+    try:
+        yield
+    except Exception as exc:
+        if not is_database_unavailable(exc):
+            raise
+        log.warning("%s: %s", warning, exc)
+
+
 def close_session(_exc: BaseException | None = None) -> None:
     """End the request's session; when the database went away after the answer was built (its ROLLBACK meets a
     closed connection), log it and drop the session instead of raising. Raised here, the error came after every
     error handler and gunicorn answered 500 — once for a help request already accepted (the PostgreSQL restart
     fault test, issue 9). The connection is invalidated by SQLAlchemy; the pool replaces it."""
-    import logging
-
     from sau.extensions import db
 
     try:
-        db.session.remove()
-    except Exception as exc:
-        if not is_database_unavailable(exc):
-            raise
-        logging.getLogger(__name__).warning("session closed without its rollback (database unavailable): %s", exc)
+        with unless_database_down("session closed without its rollback (database unavailable)"):
+            db.session.remove()
+    finally:
+        # After an outage the failed session is still registered: drop it (a no-op after a clean remove()).
         db.session.registry.clear()
