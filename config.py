@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import ClassVar
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("SAU_INSTANCE_DIR", BASE_DIR / "instance"))
@@ -40,7 +41,7 @@ class BaseConfig:
     # (sau/__init__.py, _drop_closed_connections). A connection lost silently is met by the request's first
     # statement: SQLAlchemy invalidates the pool and sau/resilience.py answers 503 + Retry-After. Set
     # DB_POOL_PRE_PING=1 to ping anyway (e.g. behind a connection pooler that keeps client sockets open).
-    SQLALCHEMY_ENGINE_OPTIONS: dict[str, object] = {"pool_pre_ping": _env_bool("DB_POOL_PRE_PING", False)}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict[str, object]] = {"pool_pre_ping": _env_bool("DB_POOL_PRE_PING", False)}
     # Public base URL used in every link sent outside the app (e-mails, webhooks, tracking links).
     PUBLIC_URL = _env("PUBLIC_URL", "http://127.0.0.1:5000")
     # Uploads: attachments are stored on disk, outside the database.

@@ -123,7 +123,7 @@ class Ticket(db.Model):
         back_populates="ticket", order_by="Attachment.id", cascade="all, delete-orphan"
     )
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 (read by SQLAlchemy at class creation)
     __table_args__ = (
         sa.Index("ix_tickets_queue", "organisation_id", "status", "created_at"),
         # Compliance reports (sau/reports/compliance.py) read committed tickets by deadline: on PostgreSQL a

@@ -182,18 +182,18 @@ def live(ticket: Ticket, now: datetime, cal: BusinessCalendar | None = None) -> 
     """The SLA state as of `now` from the stored fields (no replay), for queues and lists."""
     state = ticket.sla_state or SANS_ENGAGEMENT
     remaining = None
-    if ticket.sla_met is None and state != SANS_ENGAGEMENT and ticket.sla_deadline_at is not None:
-        if not ticket.sla_paused:
-            breach_at = ticket.sla_breach_at or ticket.sla_deadline_at
-            if now > breach_at:
-                state = DEPASSE
-            elif ticket.sla_at_risk_at is not None and now >= ticket.sla_at_risk_at:
-                state = A_RISQUE
-            else:
-                state = DANS_LES_TEMPS
-            cal = cal or calendar()
-            remaining = cal.business_time_between(now, ticket.sla_deadline_at) if now < ticket.sla_deadline_at \
-                else timedelta(0)
+    running = ticket.sla_met is None and state != SANS_ENGAGEMENT and not ticket.sla_paused
+    if running and ticket.sla_deadline_at is not None:
+        breach_at = ticket.sla_breach_at or ticket.sla_deadline_at
+        if now > breach_at:
+            state = DEPASSE
+        elif ticket.sla_at_risk_at is not None and now >= ticket.sla_at_risk_at:
+            state = A_RISQUE
+        else:
+            state = DANS_LES_TEMPS
+        cal = cal or calendar()
+        remaining = cal.business_time_between(now, ticket.sla_deadline_at) if now < ticket.sla_deadline_at \
+            else timedelta(0)
     return LiveSla(state, STATE_LABELS.get(state, state), remaining)
 
 

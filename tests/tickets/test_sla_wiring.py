@@ -155,7 +155,7 @@ def test_a_new_ticket_stores_what_its_log_gives(app, ctx, clock):
     fields = (*ticket_sla.STORED_FIELDS, "first_response_business_seconds", "resolution_business_seconds")
     for standalone in (False, True):
         now = clock.now()
-        category, commune, school = intake.resolve_fields(service, "teleservice-communal", "69081", None, now.date())
+        category, commune, _school = intake.resolve_fields(service, "teleservice-communal", "69081", None, now.date())
         created = ops.create_request(
             ops.NewRequest(service=service, subject="Démarche bloquée", description="Je ne peux pas valider.",
                            category=category, commune=commune, email="demandeur@example.org"),
