@@ -33,7 +33,8 @@ def main() -> None:
         month = (datetime(2026, 10, 1, tzinfo=PARIS), datetime(2026, 11, 1, tzinfo=PARIS))
         cases = {
             "month (2026-10)": {"start": month[0], "end": month[1]},
-            "quarter (2026-T3)": {"start": datetime(2026, 7, 1, tzinfo=PARIS), "end": datetime(2026, 10, 1, tzinfo=PARIS)},
+            "quarter (2026-T3)": {"start": datetime(2026, 7, 1, tzinfo=PARIS),
+                                  "end": datetime(2026, 10, 1, tzinfo=PARIS)},
             "year (2026)": {"start": datetime(2026, 1, 1, tzinfo=PARIS), "end": datetime(2027, 1, 1, tzinfo=PARIS)},
             "24 months": {"start": now - timedelta(days=731), "end": now + timedelta(days=1)},
             "year, service toodego": {"start": datetime(2026, 1, 1, tzinfo=PARIS),

@@ -38,7 +38,8 @@ def engine(durable: bool = False) -> sa.engine.Engine:
 
 
 def dispose() -> None:
-    """Close this process's connections (a master process done with the database before it forks: sau.preload.warm_up)."""
+    """Close this process's connections (a master process done with the database before it forks:
+    sau.preload.warm_up)."""
     for key in [k for k in _engines if k[0] == os.getpid()]:
         _engines.pop(key).dispose()
 

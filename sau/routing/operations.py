@@ -84,7 +84,7 @@ def _matches(rule: refdata.RuleInfo, req: RoutingRequest, offer: str | None) -> 
         return False
     if rule.target == TARGET_SCHOOL and req.school is None:
         return False
-    if rule.target == TARGET_ORGANISATION and rule.target_organisation_id is None:  # noqa: SIM103 (one guard per target)
+    if rule.target == TARGET_ORGANISATION and rule.target_organisation_id is None:  # noqa: SIM103 (a guard per target)
         return False
     return True
 
