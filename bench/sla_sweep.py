@@ -118,13 +118,26 @@ def main() -> None:
             db.session.commit()
             print(f"marked {marked} past-due alerts as recorded in {time.perf_counter() - t:.1f} s", flush=True)
             ticks = {}
-            # The next business morning at 10:00 Paris: an hour of business time has run since the opening.
+            # The next business morning at 10:00 Paris: an hour of business time has run since the opening. Counted
+            # from the next day's midnight: a "now" inside business hours would otherwise give this morning, past.
+            from zoneinfo import ZoneInfo
+
             from sau.tickets.sla import calendar
 
-            opening = calendar().add_business_time(now, timedelta(seconds=1))
+            paris = ZoneInfo("Europe/Paris")
+            midnight = datetime.combine(now.astimezone(paris).date() + timedelta(days=1), datetime.min.time(), paris)
+            opening = calendar().add_business_time(midnight, timedelta(0))
             morning = opening.replace(hour=10, minute=0, second=0, microsecond=0)
             for label, at in (("1 minute later", now + timedelta(minutes=1)),
                               (f"at {morning:%a %H:%M} Paris, 1 business hour after opening", morning)):
+                if at == morning:
+                    # What the minute-by-minute ticks record until the opening (the rest of a business day when
+                    # "now" falls inside one), so that the morning tick meets one business hour of deadlines.
+                    t = time.perf_counter()
+                    result = sweep(opening)
+                    db.session.remove()
+                    print(f"sweep up to the opening ({opening:%a %H:%M} Paris, untimed tick): {result.breached} "
+                          f"breached + {result.at_risk} at risk in {time.perf_counter() - t:.1f} s", flush=True)
                 load = loadavg()
                 t = time.perf_counter()
                 result = sweep(at)
