@@ -188,7 +188,6 @@ def generate(url: str, tickets: int, months: int, seed: int = 1, now: datetime |
     raw.execute("VACUUM ANALYZE")  # sets the visibility map, as autovacuum would, for index-only scans
     conn.close()
     with app.app_context():
-        db.session.remove()
         db.engine.dispose()  # no idle connection left behind: CREATE DATABASE … TEMPLATE needs none (bench.sla_sweep)
     return {"tickets": tickets, "events": n_events, "comments": n_comments, "load_seconds": load_s,
             "analyze_seconds": time.perf_counter() - t}

@@ -120,13 +120,11 @@ def main() -> None:
             ticks = {}
             # The next business morning at 10:00 Paris: an hour of business time has run since the opening. Counted
             # from the next day's midnight: a "now" inside business hours would otherwise give this morning, past.
-            from zoneinfo import ZoneInfo
-
             from sau.tickets.sla import calendar
 
-            paris = ZoneInfo("Europe/Paris")
-            midnight = datetime.combine(now.astimezone(paris).date() + timedelta(days=1), datetime.min.time(), paris)
-            opening = calendar().add_business_time(midnight, timedelta(0))
+            cal = calendar()
+            midnight = datetime.combine(now.astimezone(cal.tz).date() + timedelta(days=1), datetime.min.time(), cal.tz)
+            opening = cal.add_business_time(midnight, timedelta(0))
             morning = opening.replace(hour=10, minute=0, second=0, microsecond=0)
             for label, at in (("1 minute later", now + timedelta(minutes=1)),
                               (f"at {morning:%a %H:%M} Paris, 1 business hour after opening", morning)):
